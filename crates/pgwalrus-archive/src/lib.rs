@@ -1,0 +1,1 @@
+//! pgwalrus-archive (placeholder while the foundation lands).

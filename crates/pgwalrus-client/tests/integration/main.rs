@@ -1,0 +1,1 @@
+//! Integration tests of the replication client against real PostgreSQL servers.

@@ -1,0 +1,1 @@
+//! pgwalrus-proto (placeholder while the foundation lands).

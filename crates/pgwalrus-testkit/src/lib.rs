@@ -1,0 +1,1 @@
+//! pgwalrus-testkit (placeholder while the foundation lands).

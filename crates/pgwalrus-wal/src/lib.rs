@@ -1,0 +1,1 @@
+//! pgwalrus-wal (placeholder while the foundation lands).

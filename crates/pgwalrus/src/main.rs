@@ -1,0 +1,2 @@
+//! pgwalrus command-line entry point.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Integration tests of the pgwalrus command line against real PostgreSQL servers.
