@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test of pgwalrus on a fresh Debian machine: installs what the tests need
+# (PostgreSQL 15 from Debian, majors 14/16/17/18 from npm), checks formatting, lints and docs,
+# runs unit tests once and the integration suites once per PostgreSQL major.
+#
+#   scripts/test.sh                 # everything
+#   PGWALRUS_MAJORS="15 18" scripts/test.sh   # integration suites against a subset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
+[ -x /usr/lib/postgresql/15/bin/pg_receivewal ] || need_apt+=(postgresql-client-15)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+# Debian's package starts a cluster on 5432; the tests never use it, and it would only cost memory.
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
+    $SUDO pg_ctlcluster 15 main stop 2>/dev/null || true
+fi
+
+MAJORS="${PGWALRUS_MAJORS:-14 15 16 17 18}"
+log "installing PostgreSQL majors: $MAJORS"
+declare -A BINDIR
+while read -r major dir; do
+    BINDIR[$major]="$dir"
+done < <(scripts/install-pg-majors.sh $MAJORS | grep -E '^[0-9]+ /')
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
+
+log "unit tests and PostgreSQL 15 integration tests"
+PGWALRUS_PG_BINDIR="${BINDIR[15]:-/usr/lib/postgresql/15/bin}" cargo test --workspace --locked
+
+for major in $MAJORS; do
+    [ "$major" = 15 ] && continue
+    log "integration tests against PostgreSQL $major (${BINDIR[$major]})"
+    PGWALRUS_PG_BINDIR="${BINDIR[$major]}" cargo test --workspace --locked --test integration --test cli
+done
+log "all tests passed"
