@@ -12,6 +12,7 @@
 //!   conversions between segment numbers and positions.
 //! * [`names`] — the only code that formats or parses archive file names: segments,
 //!   `.partial`, compression suffixes, `.history`, backup history, temporary names.
+//! * [`page`] — WAL page headers; the long header's system identifier and segment size.
 //! * [`history`] — timeline `.history` file contents and "which timeline holds this
 //!   position".
 //! * [`ValueError`] (`error.rs`) — errors for the newtypes above.
@@ -51,6 +52,7 @@ mod hex;
 pub mod history;
 mod lsn;
 pub mod names;
+pub mod page;
 mod segment;
 mod timeline;
 
