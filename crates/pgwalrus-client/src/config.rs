@@ -2,11 +2,63 @@
 //!
 //! [`Config`] is the validated result: every keyword parsed, environment variables and
 //! defaults applied, the host list expanded. Parsing of conninfo strings and URIs, the `PG*`
-//! environment and `.pgpass` live in the sibling modules; this module owns only the types.
+//! environment and `.pgpass` live in the submodules; this file owns the types.
+//!
+//! # Layout
+//! - `conninfo` (re-exported here): [`ConnParams`], the ordered keyword/value list, and the
+//!   `key=value` connection-string syntax.
+//! - `uri`: the `postgresql://` URI syntax, into and out of [`ConnParams`].
+//! - `env` (re-exported here): the [`Environment`] seam (`PG*` variables, home directory,
+//!   operating-system user) and [`ProcessEnv`].
+//! - `resolve`: [`Config::resolve`], layering parameters, environment and defaults the way
+//!   libpq does.
+//! - [`pgpass`]: the password file.
+//! - `error` (re-exported here): [`ConfigError`].
+//!
+//! # Example
+//! ```
+//! use pgwalrus_client::config::{Config, ConnParams, Environment, Host};
+//! # use std::path::PathBuf;
+//! # struct NoEnv;
+//! # impl Environment for NoEnv {
+//! #     fn var(&self, _: &str) -> Option<String> { None }
+//! #     fn home_dir(&self) -> Option<PathBuf> { None }
+//! #     fn os_user(&self) -> Option<String> { Some("walrus".into()) }
+//! # }
+//! let mut params = ConnParams::parse("postgresql://archiver@db1:5433,db2/?sslmode=require")?;
+//! params.set("application_name", "pgwalrus")?;
+//! let config = Config::resolve(&params, &NoEnv)?;
+//! assert_eq!(config.hosts[0].host, Host::Tcp("db1".into()));
+//! assert_eq!(config.hosts[1].port, 5432);
+//! assert_eq!(config.user, "archiver");
+//! # Ok::<(), pgwalrus_client::config::ConfigError>(())
+//! ```
 
+mod conninfo;
+mod env;
+mod error;
+pub mod pgpass;
+mod resolve;
+mod uri;
+
+pub use conninfo::{ConnParams, ParamSource};
+pub use env::{Environment, ProcessEnv};
+pub use error::ConfigError;
+
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// Port used when none is given (libpq's compiled-in `DEF_PGPORT`).
+#[doc(alias = "DEF_PGPORT")]
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// Directory of the server socket used when no host is given. This is the value Debian and
+/// its derivatives compile into their libpq; upstream's default is `/tmp`.
+#[doc(alias = "DEFAULT_PGSOCKET_DIR")]
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// Fully resolved connection settings for one logical connection attempt (which may try
 /// several hosts in order).
@@ -80,7 +132,12 @@ pub struct Keepalives {
 
 impl Default for Keepalives {
     fn default() -> Self {
-        Self { enabled: true, idle: None, interval: None, count: None }
+        Self {
+            enabled: true,
+            idle: None,
+            interval: None,
+            count: None,
+        }
     }
 }
 
@@ -186,4 +243,224 @@ pub enum ReplicationMode {
     Physical,
     /// Logical walsender (`replication=database`).
     Database,
+}
+
+/// Implements `as_str`, `Display` and `FromStr` for a keyword-valued enum; values are matched
+/// exactly (case-sensitively), as libpq's `strcmp` does.
+macro_rules! keyword_enum {
+    ($ty:ident, $keyword:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The libpq spelling of this value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ConfigError;
+
+            /// Parses the libpq spelling.
+            ///
+            /// # Errors
+            /// [`ConfigError::InvalidValue`] for anything else (including the empty string).
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(ConfigError::InvalidValue {
+                        keyword: $keyword,
+                        value: s.to_owned(),
+                        origin: ParamSource::Explicit,
+                    }),
+                }
+            }
+        }
+    };
+}
+
+keyword_enum!(SslMode, "sslmode", {
+    Disable => "disable",
+    Allow => "allow",
+    Prefer => "prefer",
+    Require => "require",
+    VerifyCa => "verify-ca",
+    VerifyFull => "verify-full",
+});
+
+keyword_enum!(ChannelBinding, "channel_binding", {
+    Disable => "disable",
+    Prefer => "prefer",
+    Require => "require",
+});
+
+keyword_enum!(SslNegotiation, "sslnegotiation", {
+    Postgres => "postgres",
+    Direct => "direct",
+});
+
+keyword_enum!(TargetSessionAttrs, "target_session_attrs", {
+    Any => "any",
+    ReadWrite => "read-write",
+    ReadOnly => "read-only",
+    Primary => "primary",
+    Standby => "standby",
+    PreferStandby => "prefer-standby",
+});
+
+impl SslMode {
+    /// Whether this mode refuses a connection without TLS (`require` and the `verify-*`
+    /// modes).
+    pub fn requires_tls(self) -> bool {
+        matches!(self, Self::Require | Self::VerifyCa | Self::VerifyFull)
+    }
+}
+
+impl ReplicationMode {
+    /// The value sent as the `replication` startup parameter, or `None` for an ordinary
+    /// session (libpq then omits the parameter).
+    pub fn startup_value(self) -> Option<&'static str> {
+        match self {
+            Self::Off => None,
+            Self::Physical => Some("true"),
+            Self::Database => Some("database"),
+        }
+    }
+}
+
+impl FromStr for ReplicationMode {
+    type Err = ConfigError;
+
+    /// Parses a `replication` value the way the server does: `database`, or a boolean as
+    /// PostgreSQL's `parse_bool` accepts it (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`,
+    /// case-insensitive, unique prefixes allowed). The empty string means [`Self::Off`],
+    /// because libpq does not send an empty `replication` parameter at all.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`] for anything else.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Ok(Self::Off);
+        }
+        if s == "database" {
+            return Ok(Self::Database);
+        }
+        match parse_bool(s) {
+            Some(true) => Ok(Self::Physical),
+            Some(false) => Ok(Self::Off),
+            None => Err(ConfigError::InvalidValue {
+                keyword: "replication",
+                value: s.to_owned(),
+                origin: ParamSource::Explicit,
+            }),
+        }
+    }
+}
+
+/// PostgreSQL's `parse_bool`: case-insensitive prefixes of `true`, `false`, `yes`, `no`;
+/// `on`; `of`/`off`; `1`; `0`.
+fn parse_bool(s: &str) -> Option<bool> {
+    let lower = s.to_ascii_lowercase();
+    let is_prefix_of = |word: &str| !lower.is_empty() && word.starts_with(lower.as_str());
+    match lower.as_bytes().first()? {
+        b't' if is_prefix_of("true") => Some(true),
+        b'f' if is_prefix_of("false") => Some(false),
+        b'y' if is_prefix_of("yes") => Some(true),
+        b'n' if is_prefix_of("no") => Some(false),
+        b'o' if lower == "on" => Some(true),
+        b'o' if lower == "of" || lower == "off" => Some(false),
+        b'1' if lower.len() == 1 => Some(true),
+        b'0' if lower.len() == 1 => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_their_libpq_spelling() {
+        for mode in [
+            SslMode::Disable,
+            SslMode::Allow,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ] {
+            assert_eq!(mode.as_str().parse::<SslMode>().ok(), Some(mode));
+        }
+        for cb in [
+            ChannelBinding::Disable,
+            ChannelBinding::Prefer,
+            ChannelBinding::Require,
+        ] {
+            assert_eq!(cb.to_string().parse::<ChannelBinding>().ok(), Some(cb));
+        }
+        for n in [SslNegotiation::Postgres, SslNegotiation::Direct] {
+            assert_eq!(n.to_string().parse::<SslNegotiation>().ok(), Some(n));
+        }
+        for t in [
+            TargetSessionAttrs::Any,
+            TargetSessionAttrs::ReadWrite,
+            TargetSessionAttrs::ReadOnly,
+            TargetSessionAttrs::Primary,
+            TargetSessionAttrs::Standby,
+            TargetSessionAttrs::PreferStandby,
+        ] {
+            assert_eq!(t.to_string().parse::<TargetSessionAttrs>().ok(), Some(t));
+        }
+    }
+
+    #[test]
+    fn enum_values_are_case_sensitive_like_libpq() {
+        assert!("Require".parse::<SslMode>().is_err());
+        assert!("".parse::<SslMode>().is_err());
+        let err = "verify_full".parse::<SslMode>().err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("invalid sslmode value: \"verify_full\" (set explicitly)".to_owned())
+        );
+    }
+
+    #[test]
+    fn replication_values_follow_the_server() {
+        for yes in ["true", "on", "yes", "1", "TRUE", "t", "tr", "y", "On"] {
+            assert_eq!(
+                yes.parse::<ReplicationMode>().ok(),
+                Some(ReplicationMode::Physical),
+                "{yes}"
+            );
+        }
+        for no in ["false", "off", "no", "0", "", "f", "of", "n", "OFF"] {
+            assert_eq!(
+                no.parse::<ReplicationMode>().ok(),
+                Some(ReplicationMode::Off),
+                "{no}"
+            );
+        }
+        assert_eq!(
+            "database".parse::<ReplicationMode>().ok(),
+            Some(ReplicationMode::Database)
+        );
+        for bad in ["o", "2", "truee", "Database", "physical"] {
+            assert!(bad.parse::<ReplicationMode>().is_err(), "{bad}");
+        }
+        assert_eq!(ReplicationMode::Physical.startup_value(), Some("true"));
+        assert_eq!(ReplicationMode::Off.startup_value(), None);
+    }
+
+    #[test]
+    fn requires_tls_only_for_require_and_verify() {
+        assert!(!SslMode::Prefer.requires_tls());
+        assert!(SslMode::Require.requires_tls());
+        assert!(SslMode::VerifyFull.requires_tls());
+    }
 }

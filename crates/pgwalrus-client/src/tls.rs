@@ -15,7 +15,9 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use sha2::Digest;
@@ -53,7 +55,9 @@ pub enum TlsError {
         path: PathBuf,
     },
     /// `sslrootcert=system` with a mode weaker than `verify-full` (libpq refuses this too).
-    #[error("weak sslmode \"{mode}\" may not be used with sslrootcert=system (use \"verify-full\")")]
+    #[error(
+        "weak sslmode \"{mode}\" may not be used with sslrootcert=system (use \"verify-full\")"
+    )]
     WeakModeWithSystemRoots {
         /// The configured mode.
         mode: &'static str,
@@ -115,7 +119,9 @@ pub struct TlsParams {
 
 impl fmt::Debug for TlsParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsParams").field("server_name", &self.server_name).finish_non_exhaustive()
+        f.debug_struct("TlsParams")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,7 +135,11 @@ impl fmt::Debug for TlsParams {
 /// A missing or unreadable root certificate when verification is required, an unreadable or
 /// too widely readable client key, a certificate without a key, or a configuration rustls
 /// rejects.
-pub fn prepare(ssl: &SslConfig, host: &HostSpec, direct: bool) -> Result<Option<TlsParams>, TlsError> {
+pub fn prepare(
+    ssl: &SslConfig,
+    host: &HostSpec,
+    direct: bool,
+) -> Result<Option<TlsParams>, TlsError> {
     let _ = direct;
     let name = match &host.host {
         Host::Unix(_) => return Ok(None),
@@ -147,47 +157,53 @@ pub fn prepare(ssl: &SslConfig, host: &HostSpec, direct: bool) -> Result<Option<
         .with_custom_certificate_verifier(verifier);
     let mut config = match &ssl.cert {
         Some(cert_path) => {
-            let key_path = ssl.key.clone().unwrap_or_else(|| cert_path.with_extension("key"));
+            // Resolution fills in libpq's default key path when that file exists; a certificate
+            // with no key at all is libpq's "certificate present, but not private key" error.
+            let key_path = ssl.key.clone().unwrap_or_else(default_key_path);
             let (chain, key) = load_client_identity(cert_path, &key_path)?;
-            builder.with_client_auth_cert(chain, key).map_err(TlsError::Config)?
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(TlsError::Config)?
         }
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
     config.enable_sni = ssl.sni;
-    let server_name = ServerName::try_from(name.clone()).map_err(|_| TlsError::ServerName { name })?;
-    Ok(Some(TlsParams { config: Arc::new(config), server_name }))
+    let server_name =
+        ServerName::try_from(name.clone()).map_err(|_| TlsError::ServerName { name })?;
+    Ok(Some(TlsParams {
+        config: Arc::new(config),
+        server_name,
+    }))
 }
 
-fn mode_name(mode: SslMode) -> &'static str {
-    match mode {
-        SslMode::Disable => "disable",
-        SslMode::Allow => "allow",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-    }
-}
-
-fn verifier(ssl: &SslConfig, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+fn verifier(
+    ssl: &SslConfig,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
     let roots = match &ssl.rootcert {
         Some(RootCert::System) => {
             if ssl.mode != SslMode::VerifyFull {
-                return Err(TlsError::WeakModeWithSystemRoots { mode: mode_name(ssl.mode) });
+                return Err(TlsError::WeakModeWithSystemRoots {
+                    mode: ssl.mode.as_str(),
+                });
             }
             Some(system_roots()?)
         }
         Some(RootCert::File(path)) => Some(file_roots(path)?),
         None => {
             if matches!(ssl.mode, SslMode::VerifyCa | SslMode::VerifyFull) {
-                return Err(TlsError::RootCertMissing { path: default_root_cert_path() });
+                return Err(TlsError::RootCertMissing {
+                    path: default_root_cert_path(),
+                });
             }
             None
         }
     };
     let Some(roots) = roots else {
-        return Ok(Arc::new(NoChainCheck { provider: provider.clone() }));
+        return Ok(Arc::new(NoChainCheck {
+            provider: provider.clone(),
+        }));
     };
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
@@ -200,8 +216,18 @@ fn verifier(ssl: &SslConfig, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn S
 }
 
 fn default_root_cert_path() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    home.join(".postgresql").join("root.crt")
+    postgresql_dir().join("root.crt")
+}
+
+fn default_key_path() -> PathBuf {
+    postgresql_dir().join("postgresql.key")
+}
+
+fn postgresql_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".postgresql")
 }
 
 fn system_roots() -> Result<RootCertStore, TlsError> {
@@ -215,11 +241,16 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
 }
 
 fn file_roots(path: &Path) -> Result<RootCertStore, TlsError> {
-    let certs = read_certs(path).map_err(|source| TlsError::ReadRootCert { path: path.to_owned(), source })?;
+    let certs = read_certs(path).map_err(|source| TlsError::ReadRootCert {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut store = RootCertStore::empty();
     let (added, _ignored) = store.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(TlsError::NoRootCert { path: path.to_owned() });
+        return Err(TlsError::NoRootCert {
+            path: path.to_owned(),
+        });
     }
     Ok(store)
 }
@@ -230,7 +261,10 @@ fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
         .collect::<Result<_, _>>()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     if certs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "no PEM certificate in file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no PEM certificate in file",
+        ));
     }
     Ok(certs)
 }
@@ -239,20 +273,35 @@ fn load_client_identity(
     cert_path: &Path,
     key_path: &Path,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let chain = read_certs(cert_path).map_err(|source| TlsError::ReadCert { path: cert_path.to_owned(), source })?;
+    let chain = read_certs(cert_path).map_err(|source| TlsError::ReadCert {
+        path: cert_path.to_owned(),
+        source,
+    })?;
     let meta = match std::fs::metadata(key_path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(TlsError::KeyMissing { path: key_path.to_owned() });
+            return Err(TlsError::KeyMissing {
+                path: key_path.to_owned(),
+            });
         }
-        Err(source) => return Err(TlsError::ReadKey { path: key_path.to_owned(), source }),
+        Err(source) => {
+            return Err(TlsError::ReadKey {
+                path: key_path.to_owned(),
+                source,
+            });
+        }
     };
     // libpq allows 0640 for root-owned keys (shared via a group such as ssl-cert), 0600 otherwise.
     let allowed_extra = if meta.uid() == 0 { 0o040 } else { 0 };
     if meta.mode() & 0o077 & !allowed_extra != 0 {
-        return Err(TlsError::KeyPermissions { path: key_path.to_owned() });
+        return Err(TlsError::KeyPermissions {
+            path: key_path.to_owned(),
+        });
     }
-    let pem = std::fs::read(key_path).map_err(|source| TlsError::ReadKey { path: key_path.to_owned(), source })?;
+    let pem = std::fs::read(key_path).map_err(|source| TlsError::ReadKey {
+        path: key_path.to_owned(),
+        source,
+    })?;
     let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::ReadKey {
         path: key_path.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
@@ -286,7 +335,12 @@ impl ServerCertVerifier for NoChainCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -295,11 +349,18 @@ impl ServerCertVerifier for NoChainCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -319,7 +380,13 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         // webpki checks the chain before the name, so a name error means the chain was good.
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -409,7 +476,9 @@ fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
             return None;
         }
         let (len_bytes, rest) = rest.split_at(n);
-        let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         (len, rest)
     };
     if rest.len() < len {
@@ -450,22 +519,58 @@ mod tests {
 
     #[test]
     fn disable_and_unix_sockets_mean_no_tls() {
-        let tcp = HostSpec { host: Host::Tcp("localhost".into()), hostaddr: None, port: 5432 };
-        let unix = HostSpec { host: Host::Unix("/tmp".into()), hostaddr: None, port: 5432 };
-        let disabled = SslConfig { mode: SslMode::Disable, ..SslConfig::default() };
+        let tcp = HostSpec {
+            host: Host::Tcp("localhost".into()),
+            hostaddr: None,
+            port: 5432,
+        };
+        let unix = HostSpec {
+            host: Host::Unix("/tmp".into()),
+            hostaddr: None,
+            port: 5432,
+        };
+        let disabled = SslConfig {
+            mode: SslMode::Disable,
+            ..SslConfig::default()
+        };
         assert!(prepare(&disabled, &tcp, false).unwrap().is_none());
-        assert!(prepare(&SslConfig::default(), &unix, false).unwrap().is_none());
-        assert!(prepare(&SslConfig::default(), &tcp, false).unwrap().is_some());
+        assert!(
+            prepare(&SslConfig::default(), &unix, false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            prepare(&SslConfig::default(), &tcp, false)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
     fn verification_without_roots_is_refused() {
-        let tcp = HostSpec { host: Host::Tcp("localhost".into()), hostaddr: None, port: 5432 };
+        let tcp = HostSpec {
+            host: Host::Tcp("localhost".into()),
+            hostaddr: None,
+            port: 5432,
+        };
         for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
-            let ssl = SslConfig { mode, ..SslConfig::default() };
-            assert!(matches!(prepare(&ssl, &tcp, false), Err(TlsError::RootCertMissing { .. })));
+            let ssl = SslConfig {
+                mode,
+                ..SslConfig::default()
+            };
+            assert!(matches!(
+                prepare(&ssl, &tcp, false),
+                Err(TlsError::RootCertMissing { .. })
+            ));
         }
-        let system = SslConfig { mode: SslMode::Require, rootcert: Some(RootCert::System), ..SslConfig::default() };
-        assert!(matches!(prepare(&system, &tcp, false), Err(TlsError::WeakModeWithSystemRoots { .. })));
+        let system = SslConfig {
+            mode: SslMode::Require,
+            rootcert: Some(RootCert::System),
+            ..SslConfig::default()
+        };
+        assert!(matches!(
+            prepare(&system, &tcp, false),
+            Err(TlsError::WeakModeWithSystemRoots { .. })
+        ));
     }
 }
