@@ -1,0 +1,216 @@
+//! Tests of the cluster guard: which files give evidence, and mismatches.
+
+use super::*;
+use crate::fs::SimFs;
+use crate::resume::scan;
+use crate::test_support::{SEG, dir, dir_path, long_header, seg_start, sim};
+
+const SYSID: u64 = 7_710_561_531_580_599_929;
+const OTHER: u64 = 7_000_000_000_000_000_001;
+
+/// A segment file of `len` bytes whose first page carries a long header for `system_id`
+/// (`None`: never written, all zeros).
+fn put_segment(fs: &SimFs, name: &str, segno: u64, system_id: Option<u64>, len: usize) {
+    let mut content = vec![0u8; len];
+    if let Some(id) = system_id {
+        let h = long_header(id, SEG.bytes(), 1, seg_start(segno));
+        let n = h.len().min(len);
+        content[..n].copy_from_slice(&h[..n]);
+    }
+    fs.put_file(dir_path(name), &content);
+}
+
+fn identity_of(fs: &SimFs) -> ArchiveIdentity {
+    let s = scan(fs, dir(), SEG).unwrap();
+    inspect(fs, &s).unwrap()
+}
+
+const FULL: usize = 1 << 20;
+
+#[test]
+fn reads_the_newest_and_oldest_complete_segments_and_written_partials() {
+    let fs = sim();
+    put_segment(&fs, "000000010000000000000004", 4, Some(SYSID), FULL);
+    put_segment(&fs, "000000010000000000000005", 5, Some(SYSID), FULL);
+    put_segment(&fs, "000000010000000000000006", 6, Some(SYSID), FULL);
+    put_segment(
+        &fs,
+        "000000010000000000000007.partial",
+        7,
+        Some(SYSID),
+        FULL,
+    );
+    let id = identity_of(&fs);
+    let seen: Vec<_> = id
+        .evidence
+        .iter()
+        .map(|e| (e.segment.name.to_string(), e.role))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("000000010000000000000006".to_string(), Role::NewestComplete),
+            ("000000010000000000000004".to_string(), Role::OldestComplete),
+            (
+                "000000010000000000000007.partial".to_string(),
+                Role::Partial
+            ),
+        ]
+    );
+    for e in &id.evidence {
+        assert_eq!(
+            e.finding,
+            Finding::Identified {
+                system_id: SYSID,
+                seg_size: SEG.bytes(),
+                magic: 0xD110
+            }
+        );
+    }
+    let (sysid, seg, path) = id.identified().unwrap();
+    assert_eq!((sysid, seg), (SYSID, SEG.bytes()));
+    assert_eq!(path, dir_path("000000010000000000000006"));
+    id.check_server(SYSID, SEG).unwrap();
+}
+
+#[test]
+fn unwritten_or_short_partials_give_no_evidence() {
+    let fs = sim();
+    put_segment(&fs, "000000010000000000000005.partial", 5, None, FULL);
+    put_segment(&fs, "000000020000000000000005.partial", 5, None, 0);
+    put_segment(&fs, "000000030000000000000005.partial", 5, Some(OTHER), 30);
+    let id = identity_of(&fs);
+    assert_eq!(id.evidence.len(), 3);
+    assert!(id.evidence.iter().all(|e| e.finding == Finding::Unwritten));
+    assert_eq!(id.identified(), None);
+    // No evidence, so nothing to object to.
+    id.check_server(SYSID, SEG).unwrap();
+}
+
+#[test]
+fn a_mismatch_names_both_identifiers_and_the_file() {
+    let fs = sim();
+    put_segment(&fs, "000000010000000000000005", 5, Some(OTHER), FULL);
+    let id = identity_of(&fs);
+    let e = id.check_server(SYSID, SEG).unwrap_err();
+    assert!(
+        matches!(&e, Error::SystemIdMismatch { archive_system_id: OTHER, server_system_id: SYSID, path }
+            if *path == dir_path("000000010000000000000005")),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains(&OTHER.to_string()), "{msg}");
+    assert!(msg.contains(&SYSID.to_string()), "{msg}");
+    assert!(msg.contains("000000010000000000000005"), "{msg}");
+    assert!(e.is_cluster_mismatch());
+}
+
+#[test]
+fn only_the_oldest_segment_may_betray_the_mixed_archive() {
+    let fs = sim();
+    put_segment(&fs, "000000010000000000000004", 4, Some(OTHER), FULL);
+    put_segment(&fs, "000000010000000000000005", 5, Some(SYSID), FULL);
+    put_segment(&fs, "000000010000000000000006", 6, Some(SYSID), FULL);
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert_eq!(
+        e.path(),
+        Some(dir_path("000000010000000000000004").as_path())
+    );
+}
+
+#[test]
+fn a_partial_from_another_cluster_is_a_mismatch() {
+    let fs = sim();
+    put_segment(&fs, "000000010000000000000005", 5, Some(SYSID), FULL);
+    put_segment(
+        &fs,
+        "000000010000000000000006.partial",
+        6,
+        Some(OTHER),
+        FULL,
+    );
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert_eq!(
+        e.path(),
+        Some(dir_path("000000010000000000000006.partial").as_path())
+    );
+}
+
+#[test]
+fn segment_size_mismatch_is_reported() {
+    let fs = sim();
+    let mut content = vec![0u8; FULL];
+    let h = long_header(SYSID, 16 << 20, 1, seg_start(5));
+    content[..h.len()].copy_from_slice(&h);
+    fs.put_file(dir_path("000000010000000000000005"), &content);
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert!(
+        matches!(e, Error::SegSizeMismatch { archive_seg_size, server_seg_size, .. }
+            if archive_seg_size == 16 << 20 && server_seg_size == SEG),
+        "{e}"
+    );
+    assert!(e.to_string().contains("16777216"), "{e}");
+}
+
+#[test]
+fn compressed_files_are_not_checked_yet() {
+    let fs = sim();
+    fs.put_file(
+        dir_path("000000010000000000000005.zst"),
+        b"\x28\xb5\x2f\xfd",
+    );
+    fs.put_file(dir_path("000000010000000000000006.gz.partial"), b"\x1f\x8b");
+    let id = identity_of(&fs);
+    let findings: Vec<_> = id.evidence.iter().map(|e| e.finding.clone()).collect();
+    assert_eq!(
+        findings,
+        [
+            Finding::NotChecked {
+                compression: Compression::Zstd
+            },
+            Finding::NotChecked {
+                compression: Compression::Gzip
+            },
+        ]
+    );
+    id.check_server(SYSID, SEG).unwrap();
+}
+
+#[test]
+fn garbage_at_the_start_of_a_complete_segment_stops_but_not_in_a_partial() {
+    let garbage = {
+        let mut g = vec![0u8; FULL];
+        g[..40].copy_from_slice(&[0xFF; 40]);
+        g
+    };
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000005"), &garbage);
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert!(matches!(e, Error::NotWalHeader { .. }), "{e}");
+
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000005.partial"), &garbage);
+    let id = identity_of(&fs);
+    assert!(matches!(id.evidence[0].finding, Finding::NotWal(_)));
+    id.check_server(SYSID, SEG).unwrap();
+}
+
+#[test]
+fn judging_headers() {
+    let good = long_header(SYSID, SEG.bytes(), 1, seg_start(5));
+    assert!(matches!(
+        judge(&good),
+        Finding::Identified {
+            system_id: SYSID,
+            ..
+        }
+    ));
+    assert_eq!(judge(&good[..39]), Finding::Unwritten);
+    assert_eq!(judge(&[0; 40]), Finding::Unwritten);
+    let mut short = good.clone();
+    short[2] = 0; // no long-header flag
+    assert_eq!(judge(&short), Finding::NotWal(HeaderProblem::NoLongHeader));
+    let mut torn = good.clone();
+    torn[24..40].fill(0);
+    assert_eq!(judge(&torn), Finding::NotWal(HeaderProblem::ZeroFields));
+}

@@ -1,0 +1,212 @@
+//! Where to resume streaming: a scan of the archive directory that follows pg_receivewal's
+//! `FindStreamingStart`, plus pgwalrus's stricter rules.
+//!
+//! # Rules
+//!
+//! * Segment names count with no suffix, `.partial`, or a compression suffix (`.gz`,
+//!   `.lz4`, `.zst`) with or without `.partial` — [`pgwalrus_wal::names`] decides.
+//!   History and backup history files are ignored, and so are names that are not WAL file
+//!   names at all.
+//! * Temporary files of ours (`*.tmp`) are ignored and reported in [`DirScan::temp_files`]
+//!   so the caller can remove them ([`remove_temp_file`](crate::durable::remove_temp_file)).
+//! * A complete uncompressed segment must be exactly one segment long. pg_receivewal
+//!   skips such a file with a warning and so streams that segment again under the same
+//!   name; we stop with [`Error::WrongSegmentSize`] naming the file, and touch nothing —
+//!   a short "complete" segment means something outside our contract happened.
+//! * A `.partial` of any length up to one segment counts (0 bytes, cut short, full): it is
+//!   streamed again from its start. pg_receivewal refuses anything but 0 or a full segment
+//!   when it opens the file; we reuse it. Longer than a segment is
+//!   [`Error::OversizedPartial`].
+//! * Compressed files are taken by name; their sizes are not checked yet.
+//! * A segment name that cannot exist at this segment size (its low part too big) means
+//!   the directory holds WAL of a cluster with smaller segments:
+//!   [`Error::ForeignSegmentName`].
+//! * The winner is the highest segment number, then the highest timeline, and a complete
+//!   file beats a `.partial` of the same segment and timeline. Streaming resumes at the
+//!   start of the next segment after a complete winner, or at the start of a `.partial`
+//!   winner; always at a segment boundary.
+
+use std::path::{Path, PathBuf};
+
+use pgwalrus_wal::names::{FileName, NameError, SegmentName};
+use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
+
+use crate::error::{Error, Op, Result};
+use crate::fs::ArchiveFs;
+
+/// A segment file found in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundSegment {
+    /// Its name, as parsed.
+    pub name: SegmentName,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its length in bytes (on disk, compressed or not).
+    pub len: u64,
+}
+
+/// Where streaming resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The timeline to stream.
+    pub tli: TimeLineId,
+    /// The position to stream from; always a segment boundary.
+    pub start: Lsn,
+    /// The `.partial` file of the segment at `start`, when the winner is one; it will be
+    /// written again from its first byte.
+    pub partial: Option<FoundSegment>,
+    /// The complete segment with the highest number (then timeline), if any.
+    pub newest_complete: Option<FoundSegment>,
+}
+
+/// What a scan of the archive directory found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirScan {
+    /// Where to resume; `None` when the directory holds no segment at all (the caller
+    /// then asks the server: the slot's restart position, or its current position).
+    pub resume: Option<ResumePoint>,
+    /// The complete segment with the lowest number (then timeline), if any.
+    pub oldest_complete: Option<FoundSegment>,
+    /// Every `.partial` segment, lowest first.
+    pub partials: Vec<FoundSegment>,
+    /// Every temporary file of ours (name ending in `.tmp`), by name.
+    pub temp_files: Vec<FileName>,
+}
+
+/// Scans `dir` as described in the [module documentation](self).
+///
+/// # Errors
+///
+/// [`Error::Io`] listing the directory or reading a length; [`Error::WrongSegmentSize`],
+/// [`Error::OversizedPartial`] and [`Error::ForeignSegmentName`] for files that break the
+/// rules, naming the file.
+pub fn scan<F: ArchiveFs>(fs: &F, dir: &Path, seg_size: WalSegSize) -> Result<DirScan> {
+    let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
+    names.sort();
+
+    let mut scan = DirScan::default();
+    let mut winner: Option<FoundSegment> = None;
+    let mut newest_complete: Option<FoundSegment> = None;
+
+    for os_name in &names {
+        // Names that are not UTF-8 are not WAL file names.
+        let Some(text) = os_name.to_str() else {
+            continue;
+        };
+        let name = match FileName::parse(text, seg_size) {
+            Ok(name) => name,
+            Err(
+                e
+                @ (NameError::SegmentOutOfRange { .. } | NameError::BackupOffsetOutOfRange { .. }),
+            ) => {
+                return Err(Error::ForeignSegmentName {
+                    path: dir.join(os_name),
+                    seg_size,
+                    source: e,
+                });
+            }
+            Err(_) => continue,
+        };
+        if name.is_temporary() {
+            scan.temp_files.push(name);
+            continue;
+        }
+        let FileName::Segment(segment) = name else {
+            continue;
+        };
+        let path = dir.join(os_name);
+        let len = fs.file_len(&path).map_err(Error::at(Op::Stat, &path))?;
+        let uncompressed = segment.compression().is_none();
+        if uncompressed && !segment.is_partial() && len != seg_size.as_u64() {
+            return Err(Error::WrongSegmentSize {
+                path,
+                size: len,
+                expected: seg_size.as_u64(),
+            });
+        }
+        if uncompressed && segment.is_partial() && len > seg_size.as_u64() {
+            return Err(Error::OversizedPartial {
+                path,
+                size: len,
+                seg_size,
+            });
+        }
+        let found = FoundSegment {
+            name: segment,
+            path,
+            len,
+        };
+        if segment.is_partial() {
+            scan.partials.push(found.clone());
+        } else {
+            if newest_complete
+                .as_ref()
+                .is_none_or(|n| position(&found) > position(n))
+            {
+                newest_complete = Some(found.clone());
+            }
+            if scan
+                .oldest_complete
+                .as_ref()
+                .is_none_or(|o| position(&found) < position(o))
+            {
+                scan.oldest_complete = Some(found.clone());
+            }
+        }
+        if winner.as_ref().is_none_or(|w| rank(&found) > rank(w)) {
+            winner = Some(found);
+        }
+    }
+    scan.partials.sort_by_key(position);
+
+    if let Some(winner) = winner {
+        let (start, partial) = if winner.name.is_partial() {
+            (winner.name.start_lsn(), Some(winner.clone()))
+        } else {
+            let start = winner.name.end_lsn().ok_or(Error::LsnOverflow {
+                lsn: winner.name.start_lsn(),
+                len: seg_size.as_u64(),
+            })?;
+            (start, None)
+        };
+        scan.resume = Some(ResumePoint {
+            tli: winner.name.tli(),
+            start,
+            partial,
+            newest_complete,
+        });
+    }
+    Ok(scan)
+}
+
+/// The resume point alone: [`scan`]`(…).resume`.
+///
+/// # Errors
+///
+/// As for [`scan`].
+pub fn find_streaming_start<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    seg_size: WalSegSize,
+) -> Result<Option<ResumePoint>> {
+    Ok(scan(fs, dir, seg_size)?.resume)
+}
+
+/// Segment number, then timeline.
+fn position(found: &FoundSegment) -> (u64, TimeLineId) {
+    (found.name.segno().0, found.name.tli())
+}
+
+/// pg_receivewal's order — segment number, then timeline, then complete over partial —
+/// and, between otherwise equal files, uncompressed first (it can be read back today).
+fn rank(found: &FoundSegment) -> (u64, TimeLineId, bool, bool) {
+    (
+        found.name.segno().0,
+        found.name.tli(),
+        !found.name.is_partial(),
+        found.name.compression().is_none(),
+    )
+}
+
+#[cfg(test)]
+mod tests;

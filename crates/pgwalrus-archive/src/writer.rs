@@ -1,0 +1,419 @@
+//! [`ArchiveWriter`]: the writer side of the receive pipeline. It takes WAL as the server
+//! streams it, writes it into segment files at exact offsets, completes segments durably,
+//! and tells the caller how far the archive is durable (the flush position it may report).
+//!
+//! # Positions
+//!
+//! * `write_lsn` — the end of the bytes handed to the operating system.
+//! * `flush_lsn` — the end of the bytes on stable storage, in files whose names and
+//!   directory entries are on stable storage too. This is the only position the receiver
+//!   may report as flushed; it never runs ahead of a completed fsync.
+//!
+//! # Life cycle
+//!
+//! [`ArchiveWriter::start`] sets the timeline and start (a segment boundary);
+//! [`ArchiveWriter::write`] appends; [`ArchiveWriter::sync`] advances the flush position;
+//! [`ArchiveWriter::close_partial`] stops cleanly, leaving the current segment as
+//! `.partial` (at the end of a timeline, or on shutdown). A segment file is only touched
+//! when the first byte for it arrives, so starting on a segment whose `.partial` exists
+//! changes nothing on disk until the server actually sends that WAL.
+//!
+//! # Failures
+//!
+//! A failed fsync or rename *poisons* the writer: that call returns the I/O error and
+//! every later call returns [`Error::Poisoned`] with the last durable position. The
+//! writer never retries an fsync; the receiver drops it, reconnects, and streams again from
+//! the flush position. Other failures (a write that hits ENOSPC, a file that cannot be
+//! created) leave the writer usable at its last position: the same data may be offered
+//! again from [`ArchiveWriter::write_lsn`]. Dropping the writer never syncs or renames.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use pgwalrus_wal::names::{HistoryName, SegmentName};
+use pgwalrus_wal::{Lsn, SegNo, TimeLineId, WalSegSize};
+
+use crate::durable::{self, Durability, PartialSegment};
+use crate::error::{Error, Op, Result};
+use crate::fs::{ArchiveFile, ArchiveFs};
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod tests;
+
+/// What one [`ArchiveWriter::write`] did besides writing: the segments it completed (given
+/// their final names, durably), in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Written {
+    completed: Option<(SegmentName, u64)>,
+}
+
+impl Written {
+    fn push(&mut self, name: SegmentName) {
+        match &mut self.completed {
+            Some((_, count)) => *count += 1,
+            None => self.completed = Some((name, 1)),
+        }
+    }
+
+    /// The segments completed by the write, oldest first, by their final names.
+    pub fn completed(&self) -> impl Iterator<Item = SegmentName> + '_ {
+        let (first, count) = match self.completed {
+            Some((first, count)) => (Some(first), count),
+            None => (None, 0),
+        };
+        (0..count).filter_map(move |i| {
+            let first = first?;
+            let segno = SegNo(first.segno().0.checked_add(i)?);
+            SegmentName::new(first.tli(), segno, first.seg_size())
+                .ok()
+                .map(|n| n.with_compression(first.compression()))
+        })
+    }
+
+    /// How many segments the write completed (usually 0 or 1).
+    pub fn completed_count(&self) -> u64 {
+        self.completed.map_or(0, |(_, count)| count)
+    }
+
+    /// The last segment the write completed.
+    pub fn last_completed(&self) -> Option<SegmentName> {
+        self.completed().last()
+    }
+}
+
+/// Writes streamed WAL into an archive directory. See the [module documentation](self).
+pub struct ArchiveWriter<F: ArchiveFs> {
+    fs: F,
+    dir: PathBuf,
+    seg_size: WalSegSize,
+    durability: Durability,
+    /// `None` before [`ArchiveWriter::start`] and after [`ArchiveWriter::close_partial`].
+    tli: Option<TimeLineId>,
+    write_lsn: Lsn,
+    flush_lsn: Lsn,
+    /// The segment being written; when `None`, `write_lsn` is at a segment boundary.
+    segment: Option<PartialSegment<F::File>>,
+    last_completed: Option<SegmentName>,
+    poison: Option<(Op, PathBuf)>,
+}
+
+impl<F: ArchiveFs> fmt::Debug for ArchiveWriter<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("dir", &self.dir)
+            .field("seg_size", &self.seg_size)
+            .field("durability", &self.durability)
+            .field("tli", &self.tli)
+            .field("write_lsn", &self.write_lsn)
+            .field("flush_lsn", &self.flush_lsn)
+            .field("segment", &self.segment.as_ref().map(|s| &s.path))
+            .field("poison", &self.poison)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: ArchiveFs> ArchiveWriter<F> {
+    /// A writer for the archive directory `dir` (which must exist) of a cluster with
+    /// segment size `seg_size`. Touches nothing on disk.
+    pub fn new(
+        fs: F,
+        dir: impl Into<PathBuf>,
+        seg_size: WalSegSize,
+        durability: Durability,
+    ) -> Self {
+        ArchiveWriter {
+            fs,
+            dir: dir.into(),
+            seg_size,
+            durability,
+            tli: None,
+            write_lsn: Lsn::INVALID,
+            flush_lsn: Lsn::INVALID,
+            segment: None,
+            last_completed: None,
+            poison: None,
+        }
+    }
+
+    /// Sets where the stream starts: timeline `tli` at `lsn`, which must be a segment
+    /// boundary (streaming always starts at one). Both positions become `lsn`. Touches
+    /// nothing on disk: the segment file is opened when its first byte arrives — an
+    /// existing `.partial` for it is then reused (see
+    /// [`reopen_partial`](crate::durable::reopen_partial)), otherwise one is created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`]; [`Error::SegmentOpen`] if a segment is still open (call
+    /// [`ArchiveWriter::close_partial`] first); [`Error::NotSegmentStart`].
+    pub fn start(&mut self, tli: TimeLineId, lsn: Lsn) -> Result<()> {
+        self.check_poison()?;
+        if let Some(segment) = &self.segment {
+            return Err(Error::SegmentOpen {
+                path: segment.path.clone(),
+                tli,
+                lsn,
+            });
+        }
+        if !lsn.is_segment_start(self.seg_size) {
+            return Err(Error::NotSegmentStart {
+                lsn,
+                seg_size: self.seg_size,
+            });
+        }
+        self.tli = Some(tli);
+        self.write_lsn = lsn;
+        self.flush_lsn = lsn;
+        Ok(())
+    }
+
+    /// Writes WAL that starts at `lsn` on timeline `tli`, which must be exactly the current
+    /// write position. Bytes go straight from `bytes` to the file at their offset; a chunk
+    /// that crosses segment boundaries is split, and each segment that becomes full is
+    /// completed (fsync, rename to its final name, directory fsync) before the call
+    /// returns. The flush position then moves to the end of the completed segment.
+    ///
+    /// # Errors
+    ///
+    /// * [`Error::Poisoned`]; [`Error::NotStarted`]; [`Error::TimelineMismatch`],
+    ///   [`Error::NotContiguous`] or [`Error::LsnOverflow`] (nothing written).
+    /// * [`Error::Io`] from opening or creating the segment file or writing to it (for
+    ///   instance ENOSPC, see [`Error::is_no_space`]): the writer stays usable; the bytes
+    ///   from [`ArchiveWriter::write_lsn`] on were not (all) written and may be offered
+    ///   again. Earlier segments completed by this call stay complete.
+    /// * [`Error::Io`] from an fsync or rename ([`Error::is_poisoning`]): the writer is
+    ///   poisoned.
+    pub fn write(&mut self, tli: TimeLineId, lsn: Lsn, bytes: &[u8]) -> Result<Written> {
+        self.check_poison()?;
+        let current = self.tli.ok_or(Error::NotStarted)?;
+        if tli != current {
+            return Err(Error::TimelineMismatch {
+                expected: current,
+                got: tli,
+                lsn,
+            });
+        }
+        if lsn != self.write_lsn {
+            return Err(Error::NotContiguous {
+                tli,
+                expected: self.write_lsn,
+                got: lsn,
+            });
+        }
+        if lsn.checked_add(bytes.len() as u64).is_none() {
+            return Err(Error::LsnOverflow {
+                lsn,
+                len: bytes.len() as u64,
+            });
+        }
+
+        let seg_bytes = self.seg_size.as_u64();
+        let mut written = Written::default();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.segment.is_none() {
+                self.open_segment(tli)?;
+            }
+            let Some(segment) = &self.segment else {
+                break;
+            };
+            let offset = u64::from(self.write_lsn.segment_offset(self.seg_size));
+            let room = seg_bytes - offset;
+            let n = usize::try_from(room).map_or(rest.len(), |room| room.min(rest.len()));
+            let (now, later) = rest.split_at(n);
+            segment
+                .file
+                .write_all_at(now, offset)
+                .map_err(Error::at(Op::Write, &segment.path))?;
+            self.write_lsn = Lsn(self.write_lsn.0 + n as u64);
+            rest = later;
+            if offset + n as u64 == seg_bytes {
+                written.push(self.complete_segment()?);
+            }
+        }
+        Ok(written)
+    }
+
+    /// Makes everything written so far durable and returns the new flush position: one
+    /// `fdatasync` of the open segment when anything was written since the last sync,
+    /// nothing at all otherwise. (Completed segments are already durable.) With
+    /// [`Durability::NoSync`] nothing is synced and the flush position simply follows the
+    /// write position, as in pg_receivewal's `--no-sync`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`]; [`Error::Io`] with [`Op::Sync`], which poisons the writer.
+    pub fn sync(&mut self) -> Result<Lsn> {
+        self.check_poison()?;
+        if self.flush_lsn >= self.write_lsn {
+            return Ok(self.flush_lsn);
+        }
+        if let Some(segment) = &self.segment {
+            let result = durable::sync_data(&segment.file, &segment.path, self.durability);
+            if let Err(e) = result {
+                return Err(self.poisoned_by(e));
+            }
+        }
+        self.flush_lsn = self.write_lsn;
+        Ok(self.flush_lsn)
+    }
+
+    /// Stops cleanly: syncs what was written (as [`ArchiveWriter::sync`]), closes the
+    /// segment file and leaves it as `.partial`. Returns the flush position. Writing needs
+    /// a new [`ArchiveWriter::start`] afterwards (at the end of a timeline: the next
+    /// timeline's start).
+    ///
+    /// # Errors
+    ///
+    /// As for [`ArchiveWriter::sync`]; the segment stays open after an error.
+    pub fn close_partial(&mut self) -> Result<Lsn> {
+        let flush = self.sync()?;
+        self.segment = None;
+        self.tli = None;
+        Ok(flush)
+    }
+
+    /// Writes the history file of timeline `tli` (the content `TIMELINE_HISTORY` returned)
+    /// atomically and durably, replacing any file of that name (see
+    /// [`write_history_file`](crate::durable::write_history_file)). Call it before
+    /// streaming the first byte of that timeline, so the history is durable before any of
+    /// its segments exist. Returns the file's path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`]; [`Error::Io`] naming the step (a failed fsync or rename poisons
+    /// the writer).
+    pub fn write_history(&mut self, tli: TimeLineId, content: &[u8]) -> Result<PathBuf> {
+        self.check_poison()?;
+        durable::write_history_file(
+            &self.fs,
+            &self.dir,
+            HistoryName::new(tli),
+            content,
+            self.durability,
+        )
+        .map_err(|e| self.poisoned_by(e))
+    }
+
+    /// The end of the bytes handed to the operating system (`0/0` before the first start).
+    pub fn write_lsn(&self) -> Lsn {
+        self.write_lsn
+    }
+
+    /// The end of the bytes on stable storage in durable files: the position the receiver
+    /// may report as flushed.
+    pub fn flush_lsn(&self) -> Lsn {
+        self.flush_lsn
+    }
+
+    /// The timeline being written, or `None` before a start or after a clean stop.
+    pub fn timeline(&self) -> Option<TimeLineId> {
+        self.tli
+    }
+
+    /// The `.partial` file being written, if one is open.
+    pub fn current_segment(&self) -> Option<&Path> {
+        self.segment.as_ref().map(|s| s.path.as_path())
+    }
+
+    /// The segment most recently completed by this writer, by its final name.
+    pub fn last_completed(&self) -> Option<SegmentName> {
+        self.last_completed
+    }
+
+    /// `true` once an fsync or rename has failed; every call then returns
+    /// [`Error::Poisoned`].
+    pub fn is_poisoned(&self) -> bool {
+        self.poison.is_some()
+    }
+
+    /// The archive directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The segment size.
+    pub fn seg_size(&self) -> WalSegSize {
+        self.seg_size
+    }
+
+    /// Whether the writer syncs.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The file system.
+    pub fn fs(&self) -> &F {
+        &self.fs
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match &self.poison {
+            None => Ok(()),
+            Some((op, path)) => Err(Error::Poisoned {
+                op: *op,
+                path: path.clone(),
+                flush_lsn: self.flush_lsn,
+            }),
+        }
+    }
+
+    /// Records `e` as the poison if it is an fsync or rename failure, and hands it back.
+    fn poisoned_by(&mut self, e: Error) -> Error {
+        if e.is_poisoning()
+            && let Error::Io { op, path, .. } = &e
+        {
+            self.poison = Some((*op, path.clone()));
+        }
+        e
+    }
+
+    /// Opens the segment that starts at the write position: reuses its `.partial` if one
+    /// exists, creates it otherwise.
+    fn open_segment(&mut self, tli: TimeLineId) -> Result<()> {
+        // A segment is only ever opened at its first byte: the file is then rewritten from
+        // offset 0, so nothing written before this session is relied on.
+        if !self.write_lsn.is_segment_start(self.seg_size) {
+            return Err(Error::NotSegmentStart {
+                lsn: self.write_lsn,
+                seg_size: self.seg_size,
+            });
+        }
+        let name = SegmentName::containing(tli, self.write_lsn, self.seg_size).partial();
+        let path = self.dir.join(name.to_string());
+        let exists = match self.fs.file_len(&path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(Op::Stat, &path, e)),
+        };
+        let opened = if exists {
+            durable::reopen_partial(&self.fs, &self.dir, name, self.durability)
+        } else {
+            durable::create_segment(&self.fs, &self.dir, name, self.durability)
+        };
+        match opened {
+            Ok(segment) => {
+                self.segment = Some(segment);
+                Ok(())
+            }
+            Err(e) => Err(self.poisoned_by(e)),
+        }
+    }
+
+    /// Completes the open segment, which the write position has just reached the end of.
+    fn complete_segment(&mut self) -> Result<SegmentName> {
+        let Some(segment) = self.segment.take() else {
+            return Err(Error::NotStarted);
+        };
+        match durable::complete_segment(&self.fs, &self.dir, &segment, self.durability) {
+            Ok((name, _)) => {
+                self.flush_lsn = self.write_lsn;
+                self.last_completed = Some(name);
+                Ok(name)
+            }
+            Err(e) => Err(self.poisoned_by(e)),
+        }
+    }
+}
