@@ -1,0 +1,454 @@
+//! The client's error type.
+//!
+//! [`Error`] keeps its sources and carries the connection target (`127.0.0.1:5432`, or a
+//! socket path) where one is known. The predicates ([`Error::is_auth_failure`],
+//! [`Error::is_transient`]…) decide from `io::ErrorKind` and SQLSTATE, never from message
+//! text.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use pgwalrus_proto::query::QueryError;
+use pgwalrus_proto::startup::StartupError;
+use pgwalrus_proto::{ProtoError, ServerError};
+
+use crate::tls::TlsError;
+
+/// Something went wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A host name could not be resolved.
+    #[error(
+        "could not translate host name \"{host}\" to address: {}",
+        describe_io(source)
+    )]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The TCP or Unix-socket connection could not be made.
+    #[error("connection to {target} failed: {}", describe_io(source))]
+    Connect {
+        /// `address:port` or the socket path.
+        target: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `connect_timeout` expired before the connection was ready for queries.
+    #[error("connection to {target} failed: timeout after {}s", timeout.as_secs())]
+    Timeout {
+        /// `address:port` or the socket path.
+        target: String,
+        /// The limit that expired.
+        timeout: Duration,
+    },
+    /// The TLS settings could not be turned into a TLS configuration.
+    #[error("connection to {target} failed: {source}")]
+    TlsConfig {
+        /// `address:port`.
+        target: String,
+        /// Why.
+        #[source]
+        source: TlsError,
+    },
+    /// The TLS handshake failed (certificate not trusted, name mismatch, protocol…).
+    #[error("connection to {target} failed: TLS handshake: {source}")]
+    TlsHandshake {
+        /// `address:port`.
+        target: String,
+        /// What rustls reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The server answered the SSLRequest with "no", and the `sslmode` requires TLS.
+    #[error("connection to {target} failed: server does not support SSL, but SSL was required")]
+    TlsNotSupported {
+        /// `address:port`.
+        target: String,
+    },
+    /// The server answered the SSLRequest with something other than `S`, `N` or an error.
+    #[error(
+        "connection to {target} failed: received invalid response to SSL negotiation: 0x{byte:02x}"
+    )]
+    TlsBadResponse {
+        /// `address:port`.
+        target: String,
+        /// The byte received.
+        byte: u8,
+    },
+    /// A direct TLS connection was made without ALPN `postgresql` being selected.
+    #[error(
+        "connection to {target} failed: direct SSL connection was established without ALPN protocol negotiation extension"
+    )]
+    TlsNoAlpn {
+        /// `address:port`.
+        target: String,
+    },
+    /// Startup or authentication failed: the server's error (wrong password, no
+    /// `pg_hba.conf` entry, not allowed to replicate…), a channel-binding violation, or a
+    /// SCRAM failure.
+    #[error("connection to {target} failed: {source}")]
+    Startup {
+        /// `address:port` or the socket path.
+        target: String,
+        /// What happened.
+        #[source]
+        source: StartupError,
+    },
+    /// The server is older than PostgreSQL 14.
+    #[error(
+        "connection to {target} failed: server version {version} is not supported; pgwalrus needs PostgreSQL 14 or later"
+    )]
+    ServerTooOld {
+        /// `address:port` or the socket path.
+        target: String,
+        /// The server's `server_version`.
+        version: String,
+    },
+    /// The server did not report a usable `server_version`.
+    #[error(
+        "connection to {target} failed: could not determine the server version from {version:?}"
+    )]
+    UnknownServerVersion {
+        /// `address:port` or the socket path.
+        target: String,
+        /// What it reported (empty when nothing).
+        version: String,
+    },
+    /// The server does not have the session attributes `target_session_attrs` asks for.
+    #[error("connection to {target} failed: {reason}")]
+    SessionAttrs {
+        /// `address:port` or the socket path.
+        target: String,
+        /// libpq's wording: `session is read-only`, `server is in hot standby mode`…
+        reason: &'static str,
+    },
+    /// Every host (and every address of every host) failed; each failure is listed.
+    #[error("could not connect to any server: {}", ListFailures(attempts))]
+    AllFailed {
+        /// One error per attempt, in order.
+        attempts: Vec<Error>,
+    },
+    /// The configuration lists no host.
+    #[error("no host to connect to")]
+    NoHosts,
+    /// The server reported an error for a command; the connection is still usable.
+    #[error("{0}")]
+    Server(Box<ServerError>),
+    /// Reading from or writing to an established connection failed.
+    #[error("could not {op} {target}: {}", describe_io(source))]
+    Io {
+        /// `receive data from` or `send data to`.
+        op: &'static str,
+        /// `address:port` or the socket path.
+        target: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The server closed the connection.
+    #[error("server {target} closed the connection unexpectedly")]
+    Closed {
+        /// `address:port` or the socket path.
+        target: String,
+        /// The server's last error, if it sent one before closing (e.g. a `FATAL` on
+        /// shutdown).
+        #[source]
+        last_error: Option<Box<ServerError>>,
+    },
+    /// A request could not be encoded (a NUL byte in a query, a slot name with `"`…);
+    /// nothing was sent.
+    #[error("invalid request: {source}")]
+    Encode {
+        /// What was wrong.
+        #[source]
+        source: ProtoError,
+    },
+    /// The server sent bytes that do not decode.
+    #[error("protocol error from {target}: {source}")]
+    Protocol {
+        /// `address:port` or the socket path.
+        target: String,
+        /// What was wrong.
+        #[source]
+        source: ProtoError,
+    },
+    /// The server sent a message that makes no sense at this point.
+    #[error("protocol error from {target}: unexpected {message} {during}")]
+    Unexpected {
+        /// `address:port` or the socket path.
+        target: String,
+        /// The message.
+        message: &'static str,
+        /// What we were doing.
+        during: &'static str,
+    },
+    /// A command this server version does not have.
+    #[error(
+        "{command} is not supported by server version {server_version_num} (needs {min_version_num} or later)"
+    )]
+    Unsupported {
+        /// The command.
+        command: &'static str,
+        /// The server's version number.
+        server_version_num: u32,
+        /// The first version that has it.
+        min_version_num: u32,
+    },
+    /// The operation needs the replication stream to still be in copy mode (or to have
+    /// ended, for [`crate::ReplicationStream::into_connection`]).
+    #[error("replication stream is {state}")]
+    StreamState {
+        /// Where the stream is.
+        state: &'static str,
+    },
+}
+
+impl Error {
+    /// Whether the server refused our credentials (SQLSTATE `28P01`/`28000`), or the server
+    /// wanted a password and none was available. For [`Error::AllFailed`], whether any
+    /// attempt failed so.
+    pub fn is_auth_failure(&self) -> bool {
+        match self {
+            Error::Startup { source, .. } => source.is_auth_failure(),
+            Error::Server(e) => e.is_auth_failure(),
+            Error::AllFailed { attempts } => attempts.iter().any(Error::is_auth_failure),
+            _ => false,
+        }
+    }
+
+    /// The server's error report, if this is one (for [`Error::AllFailed`], the last
+    /// attempt's).
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Server(e) => Some(e),
+            Error::Startup { source, .. } => source.server_error(),
+            Error::Closed { last_error, .. } => last_error.as_deref(),
+            Error::AllFailed { attempts } => attempts.iter().rev().find_map(Error::server_error),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection was refused (nothing listening). For [`Error::AllFailed`],
+    /// whether every attempt was.
+    pub fn is_connection_refused(&self) -> bool {
+        match self {
+            Error::Connect { source, .. } => source.kind() == io::ErrorKind::ConnectionRefused,
+            Error::AllFailed { attempts } => {
+                !attempts.is_empty() && attempts.iter().all(Error::is_connection_refused)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a time limit expired (`connect_timeout`, or the OS's connect timeout). For
+    /// [`Error::AllFailed`], whether every attempt did.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Connect { source, .. } | Error::Io { source, .. } => {
+                source.kind() == io::ErrorKind::TimedOut
+            }
+            Error::AllFailed { attempts } => {
+                !attempts.is_empty() && attempts.iter().all(Error::is_timeout)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether trying again later may succeed: network failures and time-outs, a server that
+    /// closed the connection, shutting down or starting up, too many connections, a standby
+    /// where a primary was wanted. Decided by `io::ErrorKind` and SQLSTATE. For
+    /// [`Error::AllFailed`], whether every attempt was transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Resolve { source, .. }
+            | Error::Connect { source, .. }
+            | Error::Io { source, .. } => io_is_transient(source),
+            Error::Timeout { .. } | Error::Closed { .. } | Error::SessionAttrs { .. } => true,
+            Error::Startup { source, .. } => {
+                source.server_error().is_some_and(ServerError::is_transient)
+            }
+            Error::Server(e) => e.is_transient(),
+            Error::AllFailed { attempts } => {
+                !attempts.is_empty() && attempts.iter().all(Error::is_transient)
+            }
+            _ => false,
+        }
+    }
+
+    /// The connection target (`127.0.0.1:5432`, a socket path) this error is about, if any.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Error::Connect { target, .. }
+            | Error::Timeout { target, .. }
+            | Error::TlsConfig { target, .. }
+            | Error::TlsHandshake { target, .. }
+            | Error::TlsNotSupported { target }
+            | Error::TlsBadResponse { target, .. }
+            | Error::TlsNoAlpn { target }
+            | Error::Startup { target, .. }
+            | Error::ServerTooOld { target, .. }
+            | Error::UnknownServerVersion { target, .. }
+            | Error::SessionAttrs { target, .. }
+            | Error::Io { target, .. }
+            | Error::Closed { target, .. }
+            | Error::Protocol { target, .. }
+            | Error::Unexpected { target, .. } => Some(target),
+            Error::Resolve { host, .. } => Some(host),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_query(target: &str, e: QueryError) -> Error {
+        match e {
+            QueryError::Server(e) => Error::Server(e),
+            QueryError::Unexpected { message } => Error::Unexpected {
+                target: target.to_owned(),
+                message,
+                during: "in a query response",
+            },
+            _ => Error::Unexpected {
+                target: target.to_owned(),
+                message: "message",
+                during: "in a query response",
+            },
+        }
+    }
+}
+
+fn io_is_transient(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | BrokenPipe
+            | TimedOut
+            | UnexpectedEof
+            | Interrupted
+            | WouldBlock
+            | AddrNotAvailable
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+    )
+}
+
+/// Lower-case words for the common socket errors, without the `(os error N)` suffix; other
+/// errors are shown as the OS reports them.
+fn describe_io(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    let words = match e.kind() {
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset by peer",
+        ConnectionAborted => "connection aborted",
+        TimedOut => "timeout",
+        HostUnreachable => "no route to host",
+        NetworkUnreachable => "network is unreachable",
+        AddrNotAvailable => "address not available",
+        NotFound => "no such file or directory",
+        PermissionDenied => "permission denied",
+        BrokenPipe => "broken pipe",
+        UnexpectedEof => "unexpected end of stream",
+        _ => return e.to_string(),
+    };
+    words.to_owned()
+}
+
+struct ListFailures<'a>(&'a [Error]);
+
+impl fmt::Display for ListFailures<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            // Multi-line server messages (DETAIL/HINT) stay readable inline.
+            write!(f, "{}", e.to_string().replace('\n', " "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(target: &str) -> Error {
+        Error::Connect {
+            target: target.into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        }
+    }
+
+    #[test]
+    fn messages_are_lower_case_and_name_the_target() {
+        let e = refused("127.0.0.1:5999");
+        assert_eq!(
+            e.to_string(),
+            "connection to 127.0.0.1:5999 failed: connection refused"
+        );
+        assert!(e.is_connection_refused() && e.is_transient() && !e.is_auth_failure());
+        let t = Error::Timeout {
+            target: "db:5432".into(),
+            timeout: Duration::from_secs(3),
+        };
+        assert_eq!(
+            t.to_string(),
+            "connection to db:5432 failed: timeout after 3s"
+        );
+        assert!(t.is_timeout());
+    }
+
+    #[test]
+    fn all_failed_lists_every_attempt() {
+        let server = ServerError::parse(
+            b"SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user \"u\"\0\0",
+        )
+        .unwrap();
+        let e = Error::AllFailed {
+            attempts: vec![
+                refused("127.0.0.1:1"),
+                Error::Startup {
+                    target: "127.0.0.1:2".into(),
+                    source: StartupError::Server(Box::new(server)),
+                },
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "could not connect to any server: connection to 127.0.0.1:1 failed: connection refused; connection to 127.0.0.1:2 failed: FATAL:  password authentication failed for user \"u\""
+        );
+        assert!(e.is_auth_failure());
+        assert!(!e.is_connection_refused());
+        assert!(!e.is_transient());
+        assert_eq!(e.server_error().unwrap().code().code(), "28P01");
+        let all_refused = Error::AllFailed {
+            attempts: vec![refused("a:1"), refused("b:2")],
+        };
+        assert!(all_refused.is_connection_refused() && all_refused.is_transient());
+    }
+
+    #[test]
+    fn transient_by_sqlstate() {
+        let shutdown = ServerError::parse(
+            b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0",
+        )
+        .unwrap();
+        assert!(Error::Server(Box::new(shutdown)).is_transient());
+        let perm = ServerError::parse(
+            b"SFATAL\0C42501\0Mmust be superuser or replication role to start walsender\0\0",
+        )
+        .unwrap();
+        assert!(!Error::Server(Box::new(perm)).is_transient());
+    }
+}
