@@ -1,2 +1,36 @@
-//! pgwalrus command-line entry point.
-fn main() {}
+//! pgwalrus command-line entry point: parse, dispatch, map the outcome to an exit code.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use pgwalrus::cli::{Cli, Command};
+use pgwalrus::exit::Exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Config.into()
+            } else {
+                Exit::Ok.into()
+            };
+        }
+    };
+    pgwalrus::logging::init(cli.verbose, cli.quiet);
+    let outcome = match cli.command {
+        Command::Check(args) => pgwalrus::check::run(&args),
+    };
+    match outcome {
+        Ok(()) => Exit::Ok.into(),
+        Err(failure) => {
+            // Reported once, here, in the form PostgreSQL's own tools use.
+            let _ = writeln!(std::io::stderr().lock(), "pgwalrus: error: {failure}");
+            failure.exit.into()
+        }
+    }
+}

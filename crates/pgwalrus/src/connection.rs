@@ -1,0 +1,82 @@
+//! The app's side of connecting: settings from the command line (with the `-W` prompt),
+//! and the mapping from client errors to exit codes.
+
+use pgwalrus_client::Error as ClientError;
+use pgwalrus_client::config::Config;
+
+use crate::cli::ConnArgs;
+use crate::exit::Exit;
+use crate::failure::Failure;
+
+/// SQLSTATE `42501` insufficient_privilege (e.g. a role without REPLICATION).
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// SQLSTATE class `28`: invalid authorization specification.
+const AUTH_CLASS: &str = "28";
+/// SQLSTATE `3D000` invalid_catalog_name (database does not exist).
+const INVALID_CATALOG_NAME: &str = "3D000";
+
+/// Resolves the connection settings, prompting for a password with `-W`.
+///
+/// # Errors
+/// A configuration failure (exit 2) naming the keyword and position at fault.
+pub fn resolve(args: &ConnArgs) -> Result<Config, Failure> {
+    let mut config = args.resolve().map_err(|e| Failure::new(Exit::Config, e))?;
+    if args.password {
+        let prompt = format!("Password for user {}: ", config.user);
+        let password = rpassword::prompt_password(prompt).map_err(|e| {
+            Failure::new(
+                Exit::Config,
+                anyhow::Error::new(e).context("could not read the password"),
+            )
+        })?;
+        config.password = Some(password);
+    }
+    Ok(config)
+}
+
+/// The exit code for a client error: configuration-like errors (authentication, privilege,
+/// TLS settings or certificate checks, unsupported server) are 2, the rest is "server
+/// unreachable" (1). For a multi-host failure, 2 when any host failed for a configuration
+/// reason, since retrying will not fix that one.
+pub fn exit_for(error: &ClientError) -> Exit {
+    if let ClientError::AllFailed { attempts } = error {
+        return if attempts.iter().any(|a| exit_for(a) == Exit::Config) {
+            Exit::Config
+        } else {
+            Exit::Connection
+        };
+    }
+    if error.is_auth_failure() {
+        return Exit::Config;
+    }
+    if let Some(server) = error.server_error() {
+        let state = server.code();
+        let code = state.code();
+        if code == INSUFFICIENT_PRIVILEGE
+            || state.class() == AUTH_CLASS
+            || code == INVALID_CATALOG_NAME
+        {
+            return Exit::Config;
+        }
+    }
+    if error.is_transient() {
+        return Exit::Connection;
+    }
+    match error {
+        ClientError::ServerTooOld { .. }
+        | ClientError::TlsConfig { .. }
+        | ClientError::TlsHandshake { .. }
+        | ClientError::TlsNotSupported { .. }
+        | ClientError::TlsNoAlpn { .. }
+        | ClientError::Startup { .. }
+        | ClientError::Encode { .. }
+        | ClientError::Unsupported { .. }
+        | ClientError::NoHosts => Exit::Config,
+        _ => Exit::Connection,
+    }
+}
+
+/// Wraps a client error with its exit code.
+pub fn failure(error: ClientError) -> Failure {
+    Failure::new(exit_for(&error), error)
+}

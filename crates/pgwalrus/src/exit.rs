@@ -1,0 +1,70 @@
+//! Exit codes: the one table every command maps its outcome to, documented in `--help` and
+//! the README. Scripts and service managers rely on them, so they never change meaning.
+
+use std::process::ExitCode;
+
+/// What a run of pgwalrus ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success: a clean stop (signal, `--endpos`) or a check that passed.
+    Ok = 0,
+    /// The server could not be reached or the connection was lost (with `--no-loop`); trying
+    /// again later may work.
+    Connection = 1,
+    /// Usage or configuration error: bad flags or conninfo, authentication failure, missing
+    /// privilege, unsupported server, missing slot. Retrying the same command will not help.
+    Config = 2,
+    /// The archive directory holds WAL of another cluster (or another segment size).
+    OtherCluster = 3,
+    /// WAL we need is gone from the server: the slot was dropped or invalidated, or the
+    /// requested segment has been removed.
+    WalGone = 4,
+    /// A local I/O error (disk full, permissions, failed fsync) stopped the run.
+    Io = 5,
+}
+
+impl Exit {
+    /// The numeric process status.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// The exit-code table as shown at the end of `--help`.
+pub const HELP_TABLE: &str = "\
+Exit status:
+  0  success (clean stop, or the check passed)
+  1  server unreachable or connection lost
+  2  usage or configuration error (flags, conninfo, authentication, privileges, slot)
+  3  the archive belongs to another cluster
+  4  WAL needed is gone from the server (slot dropped or invalidated, segment removed)
+  5  local I/O error (disk full, permissions, fsync failure)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_table_lists_every_code() {
+        for exit in [
+            Exit::Ok,
+            Exit::Connection,
+            Exit::Config,
+            Exit::OtherCluster,
+            Exit::WalGone,
+            Exit::Io,
+        ] {
+            assert!(
+                HELP_TABLE.contains(&format!("  {}  ", exit.code())),
+                "{exit:?} missing from help"
+            );
+        }
+    }
+}

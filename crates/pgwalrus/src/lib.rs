@@ -1,0 +1,19 @@
+//! The pgwalrus application: command-line parsing, the commands, and the receive loop.
+//! `main.rs` only parses, dispatches and maps outcomes to exit codes.
+//!
+//! # Layout
+//! - [`check`]: `pgwalrus check`, the first thing an operator runs.
+//! - [`cli`]: clap syntax and its resolution into validated settings.
+//! - [`connection`]: connection settings from flags; client errors to exit codes.
+//! - [`exit`]: the exit-code table.
+//! - [`failure`]: an error paired with the exit code it maps to.
+//! - [`logging`]: log output.
+//! - [`receiver`]: the receive loop (policy core).
+
+pub mod check;
+pub mod cli;
+pub mod connection;
+pub mod exit;
+pub mod failure;
+pub mod logging;
+pub mod receiver;

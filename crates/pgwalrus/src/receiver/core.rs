@@ -1,0 +1,413 @@
+//! The receiver's policy, sans-IO: what to report to the server and when, when to ask the
+//! writer for an fsync, and when to stop. Time is an argument; the driver owns the clock,
+//! the socket and the writer thread, and carries out the [`Action`]s this returns.
+//!
+//! The rules (pg_receivewal's, where it is right):
+//! - `write` = end of the last byte handed to the writer; `flush` = end of the last byte the
+//!   writer reported durable, never more; `apply` = 0 (we never replay).
+//! - `flush` is reported only with a slot or in synchronous mode; otherwise 0, so a slot-less
+//!   receiver can never satisfy `synchronous_commit` by accident.
+//! - A keepalive that asks for a reply is answered at once; when flush is reported and data is
+//!   not yet durable, an fsync goes first so a server shutdown waiting on us is not blocked.
+//! - A status update goes out every `status_interval` (none when it is `None`); when flush is
+//!   reported, the periodic update is preceded by an fsync so the slot keeps advancing.
+//! - In synchronous mode every durable position goes out the moment the writer reports it.
+
+use std::time::{Duration, Instant};
+
+use pgwalrus_wal::Lsn;
+
+/// How the receiver talks back to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackPolicy {
+    /// Interval between unsolicited status updates; `None` disables them (`-s 0`).
+    pub status_interval: Option<Duration>,
+    /// Whether to report a flush position at all (slot or `--synchronous`).
+    pub report_flush: bool,
+    /// `--synchronous`: fsync as data arrives and report each durable position at once.
+    pub synchronous: bool,
+}
+
+/// What the driver must do next, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the writer to fsync everything written so far; it answers with the durable LSN,
+    /// which goes back in through [`ReceiverCore::on_durable`].
+    Sync,
+    /// Send a standby status update with these positions.
+    SendStatus {
+        /// Write position.
+        write: Lsn,
+        /// Flush position (0 when not reported).
+        flush: Lsn,
+        /// Ask the server to answer at once (used to probe a silent connection).
+        reply_requested: bool,
+    },
+    /// Everything up to `--endpos` is durable: stop cleanly.
+    Stop,
+}
+
+/// Up to three actions, without allocating on the hot path.
+pub type Actions = smallvec_lite::Small<Action>;
+
+/// The receiver's state between messages.
+#[derive(Debug)]
+pub struct ReceiverCore {
+    policy: FeedbackPolicy,
+    endpos: Option<Lsn>,
+    write: Lsn,
+    flush: Lsn,
+    last_status: Option<Instant>,
+    /// A reply owed to the server, to be sent once the pending sync completes.
+    reply_after_sync: bool,
+    sync_pending: bool,
+    stopping: bool,
+}
+
+impl ReceiverCore {
+    /// A receiver that starts streaming at `start` (nothing received or durable beyond it).
+    pub fn new(policy: FeedbackPolicy, start: Lsn, endpos: Option<Lsn>) -> Self {
+        Self {
+            policy,
+            endpos,
+            write: start,
+            flush: start,
+            last_status: None,
+            reply_after_sync: false,
+            sync_pending: false,
+            stopping: false,
+        }
+    }
+
+    /// The write position (end of received data).
+    pub fn write_lsn(&self) -> Lsn {
+        self.write
+    }
+
+    /// The durable position.
+    pub fn flush_lsn(&self) -> Lsn {
+        self.flush
+    }
+
+    fn reported_flush(&self) -> Lsn {
+        if self.policy.report_flush {
+            self.flush
+        } else {
+            Lsn::INVALID
+        }
+    }
+
+    fn status(&mut self, now: Instant, reply_requested: bool) -> Action {
+        self.last_status = Some(now);
+        Action::SendStatus {
+            write: self.write,
+            flush: self.reported_flush(),
+            reply_requested,
+        }
+    }
+
+    fn request_sync(&mut self, out: &mut Actions) {
+        if !self.sync_pending {
+            self.sync_pending = true;
+            out.push(Action::Sync);
+        }
+    }
+
+    /// Call first, right after START_REPLICATION succeeded: the initial status update, as
+    /// pg_receivewal sends, so the server sees our position at once.
+    pub fn on_start(&mut self, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        out.push(self.status(now, false));
+        out
+    }
+
+    /// `len` bytes of WAL ending at `end` were handed to the writer.
+    pub fn on_data(&mut self, end: Lsn, _now: Instant) -> Actions {
+        let mut out = Actions::new();
+        if end > self.write {
+            self.write = end;
+        }
+        if self.policy.synchronous && self.write > self.flush {
+            self.request_sync(&mut out);
+        }
+        if let Some(endpos) = self.endpos {
+            if self.write >= endpos && !self.stopping {
+                self.stopping = true;
+                if self.flush < self.write {
+                    self.request_sync(&mut out);
+                } else {
+                    out.push(Action::Stop);
+                }
+            }
+        }
+        out
+    }
+
+    /// A keepalive arrived.
+    pub fn on_keepalive(&mut self, reply_requested: bool, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        if !reply_requested {
+            return out;
+        }
+        if self.policy.report_flush && self.flush < self.write {
+            // The reply carries the flush position: make it as fresh as possible first.
+            self.reply_after_sync = true;
+            self.request_sync(&mut out);
+        } else {
+            out.push(self.status(now, false));
+        }
+        out
+    }
+
+    /// The writer made everything up to `lsn` durable.
+    pub fn on_durable(&mut self, lsn: Lsn, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        self.sync_pending = false;
+        let advanced = lsn > self.flush;
+        if advanced {
+            self.flush = lsn;
+        }
+        if self.reply_after_sync || (self.policy.synchronous && advanced) {
+            self.reply_after_sync = false;
+            out.push(self.status(now, false));
+        }
+        if self.stopping && self.endpos.is_some_and(|e| self.flush >= e.min(self.write)) {
+            out.push(Action::Stop);
+        } else if self.policy.synchronous && self.write > self.flush {
+            // More arrived while the fsync ran: the next one covers it.
+            self.request_sync(&mut out);
+        }
+        out
+    }
+
+    /// When [`ReceiverCore::on_tick`] should next be called, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let interval = self.policy.status_interval?;
+        Some(
+            self.last_status
+                .map_or_else(|| None, |t| t.checked_add(interval))?,
+        )
+    }
+
+    /// Time passed: send the periodic status update if it is due.
+    pub fn on_tick(&mut self, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        let due = self.next_deadline().is_some_and(|d| now >= d);
+        if !due {
+            return out;
+        }
+        if self.policy.report_flush && self.flush < self.write {
+            self.reply_after_sync = true;
+            self.request_sync(&mut out);
+            // Do not fire again while the sync runs.
+            self.last_status = Some(now);
+        } else {
+            out.push(self.status(now, false));
+        }
+        out
+    }
+}
+
+/// A tiny inline vector: the core never returns more than a handful of actions.
+pub mod smallvec_lite {
+    /// Up to four items inline.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Small<T: Copy> {
+        items: [Option<T>; 4],
+        len: usize,
+    }
+
+    impl<T: Copy> Small<T> {
+        /// Empty.
+        pub fn new() -> Self {
+            Self {
+                items: [None; 4],
+                len: 0,
+            }
+        }
+
+        /// Appends; the core's call sites push at most three, so a fifth is a logic error
+        /// that debug builds catch and release builds drop.
+        pub fn push(&mut self, item: T) {
+            debug_assert!(self.len < self.items.len(), "too many receiver actions");
+            if let Some(slot) = self.items.get_mut(self.len) {
+                *slot = Some(item);
+                self.len += 1;
+            }
+        }
+
+        /// The items in order.
+        pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+            self.items.iter().take(self.len).flatten().copied()
+        }
+
+        /// Number of items.
+        pub fn len(&self) -> usize {
+            self.len
+        }
+
+        /// Whether there are none.
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+    }
+
+    impl<T: Copy> Default for Small<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lsn(v: u64) -> Lsn {
+        Lsn(v)
+    }
+
+    fn policy(report_flush: bool, synchronous: bool) -> FeedbackPolicy {
+        FeedbackPolicy {
+            status_interval: Some(Duration::from_secs(10)),
+            report_flush,
+            synchronous,
+        }
+    }
+
+    fn collect(a: Actions) -> Vec<Action> {
+        a.iter().collect()
+    }
+
+    #[test]
+    fn without_slot_flush_is_never_reported() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(false, false), lsn(100), None);
+        assert_eq!(
+            collect(core.on_start(t0)),
+            vec![Action::SendStatus {
+                write: lsn(100),
+                flush: Lsn::INVALID,
+                reply_requested: false
+            }]
+        );
+        assert!(core.on_data(lsn(200), t0).is_empty());
+        assert_eq!(
+            collect(core.on_keepalive(true, t0)),
+            vec![Action::SendStatus {
+                write: lsn(200),
+                flush: Lsn::INVALID,
+                reply_requested: false
+            }]
+        );
+    }
+
+    #[test]
+    fn keepalive_reply_waits_for_fsync_when_flush_is_reported() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(true, false), lsn(100), None);
+        core.on_start(t0);
+        core.on_data(lsn(300), t0);
+        assert_eq!(collect(core.on_keepalive(true, t0)), vec![Action::Sync]);
+        // A second request while the sync runs does not queue another sync.
+        assert!(core.on_keepalive(true, t0).is_empty());
+        assert_eq!(
+            collect(core.on_durable(lsn(300), t0)),
+            vec![Action::SendStatus {
+                write: lsn(300),
+                flush: lsn(300),
+                reply_requested: false
+            }]
+        );
+    }
+
+    #[test]
+    fn flush_never_exceeds_what_the_writer_reported() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(true, true), lsn(0), None);
+        core.on_start(t0);
+        assert_eq!(collect(core.on_data(lsn(500), t0)), vec![Action::Sync]);
+        assert!(
+            core.on_data(lsn(900), t0).is_empty(),
+            "one sync in flight covers later data"
+        );
+        let acts = collect(core.on_durable(lsn(500), t0));
+        assert_eq!(
+            acts,
+            vec![
+                Action::SendStatus {
+                    write: lsn(900),
+                    flush: lsn(500),
+                    reply_requested: false
+                },
+                Action::Sync
+            ]
+        );
+        assert_eq!(core.flush_lsn(), lsn(500));
+        // A stale durable report never moves flush backwards.
+        core.on_durable(lsn(400), t0);
+        assert_eq!(core.flush_lsn(), lsn(500));
+    }
+
+    #[test]
+    fn periodic_status_follows_the_interval() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(false, false), lsn(0), None);
+        core.on_start(t0);
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        assert!(core.on_tick(t0 + Duration::from_secs(9)).is_empty());
+        core.on_data(lsn(10), t0);
+        assert_eq!(
+            collect(core.on_tick(t0 + Duration::from_secs(10))),
+            vec![Action::SendStatus {
+                write: lsn(10),
+                flush: Lsn::INVALID,
+                reply_requested: false
+            }]
+        );
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn zero_interval_disables_periodic_status() {
+        let t0 = Instant::now();
+        let p = FeedbackPolicy {
+            status_interval: None,
+            report_flush: true,
+            synchronous: false,
+        };
+        let mut core = ReceiverCore::new(p, lsn(0), None);
+        core.on_start(t0);
+        assert_eq!(core.next_deadline(), None);
+        assert!(core.on_tick(t0 + Duration::from_secs(3600)).is_empty());
+    }
+
+    #[test]
+    fn periodic_status_with_slot_syncs_first() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(true, false), lsn(0), None);
+        core.on_start(t0);
+        core.on_data(lsn(10), t0);
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(collect(core.on_tick(t1)), vec![Action::Sync]);
+        assert!(core.on_tick(t1).is_empty());
+        assert_eq!(
+            collect(core.on_durable(lsn(10), t1)),
+            vec![Action::SendStatus {
+                write: lsn(10),
+                flush: lsn(10),
+                reply_requested: false
+            }]
+        );
+    }
+
+    #[test]
+    fn endpos_stops_only_once_durable() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(false, false), lsn(0), Some(lsn(150)));
+        core.on_start(t0);
+        assert!(core.on_data(lsn(100), t0).is_empty());
+        assert_eq!(collect(core.on_data(lsn(200), t0)), vec![Action::Sync]);
+        assert_eq!(collect(core.on_durable(lsn(200), t0)), vec![Action::Stop]);
+    }
+}
