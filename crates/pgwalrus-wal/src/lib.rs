@@ -47,16 +47,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod crc;
+pub mod decoder;
+pub mod desc;
+pub mod dump;
 mod error;
 mod hex;
 pub mod history;
+pub mod fuzz;
 mod lsn;
+mod major;
 pub mod names;
 pub mod page;
+pub mod record;
+pub mod rmgr;
 mod segment;
+#[cfg(test)]
+mod testutil;
 mod timeline;
 
+pub use decoder::{DecodeError, DecodeErrorKind, EndOfWal, EndReason, Expectations, WalDecoder};
 pub use error::ValueError;
 pub use lsn::Lsn;
+pub use major::{PgMajor, UnsupportedMajor};
+pub use record::Record;
 pub use segment::{SegNo, WalSegSize};
 pub use timeline::TimeLineId;
