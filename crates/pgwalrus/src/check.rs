@@ -191,16 +191,15 @@ async fn slot_state(
     let mut state = SlotState::default();
     // READ_REPLICATION_SLOT (15+) works on the replication connection itself; the SQL view,
     // which alone knows `active` and `wal_status`, needs an ordinary connection.
-    if conn.server_version_num() >= 150_000 {
-        if let Some(info) = conn
+    if conn.server_version_num() >= 150_000
+        && let Some(info) = conn
             .read_replication_slot(slot)
             .await
             .map_err(crate::connection::failure)?
-        {
-            state.exists = true;
-            state.restart_lsn = info.restart_lsn;
-            state.restart_tli = info.restart_tli.map(|t| t.get());
-        }
+    {
+        state.exists = true;
+        state.restart_lsn = info.restart_lsn;
+        state.restart_tli = info.restart_tli.map(|t| t.get());
     }
     let mut sql_config = config.clone();
     sql_config.replication = ReplicationMode::Off;

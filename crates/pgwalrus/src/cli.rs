@@ -33,6 +33,10 @@ pub enum Command {
     /// replication privilege, server identity and position, and the slot's state.
     #[command(disable_help_flag = true, after_help = HELP_TABLE)]
     Check(CheckArgs),
+    /// Stream WAL from a server into an archive directory, crash-safely, resuming where the
+    /// directory ends (pg_receivewal-compatible files).
+    #[command(disable_help_flag = true, after_help = HELP_TABLE)]
+    Receive(ReceiveArgs),
 }
 
 /// Connection flags shared by every command that talks to a server.
@@ -68,6 +72,55 @@ pub struct CheckArgs {
     /// Replication slot to check (exists, active, restart LSN, WAL status).
     #[arg(short = 'S', long = "slot", value_name = "SLOTNAME")]
     pub slot: Option<String>,
+}
+
+/// `pgwalrus receive`.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Archive directory (must exist).
+    #[arg(
+        short = 'D',
+        long = "directory",
+        value_name = "DIR",
+        required_unless_present = "drop_slot"
+    )]
+    pub directory: Option<std::path::PathBuf>,
+    /// Replication slot to stream through (strongly recommended).
+    #[arg(short = 'S', long = "slot", value_name = "SLOTNAME")]
+    pub slot: Option<String>,
+    /// Create the slot, with WAL reserved at once, then stream.
+    #[arg(long = "create-slot", requires = "slot", conflicts_with = "drop_slot")]
+    pub create_slot: bool,
+    /// With --create-slot: an existing slot is fine.
+    #[arg(long = "if-not-exists", requires = "create_slot")]
+    pub if_not_exists: bool,
+    /// Drop the slot and exit.
+    #[arg(long = "drop-slot", requires = "slot")]
+    pub drop_slot: bool,
+    /// Stop once everything up to this LSN is durable (exit 0).
+    #[arg(short = 'E', long = "endpos", value_name = "LSN")]
+    pub endpos: Option<pgwalrus_wal::Lsn>,
+    /// Exit (status 1) instead of reconnecting when the connection is lost.
+    #[arg(short = 'n', long = "no-loop")]
+    pub no_loop: bool,
+    /// Do not fsync (faster, unsafe: an OS crash can lose or corrupt WAL).
+    #[arg(long = "no-sync", conflicts_with = "synchronous")]
+    pub no_sync: bool,
+    /// Seconds between status updates to the server (0 disables them).
+    #[arg(
+        short = 's',
+        long = "status-interval",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    pub status_interval: u64,
+    /// Fsync as WAL arrives and report the flush position at once (for synchronous
+    /// replication; commits wait on it).
+    #[arg(long = "synchronous")]
+    pub synchronous: bool,
 }
 
 /// The application name pgwalrus sends unless the connection string sets one.
@@ -116,10 +169,47 @@ mod tests {
     fn dash_h_is_the_host_and_question_mark_is_help() {
         let cli = Cli::try_parse_from(["pgwalrus", "check", "-h", "db1", "-p", "5433", "-U", "u"])
             .unwrap();
-        let Command::Check(args) = cli.command;
+        let Command::Check(args) = cli.command else {
+            panic!("not check")
+        };
         assert_eq!(args.conn.host.as_deref(), Some("db1"));
         let err = Cli::try_parse_from(["pgwalrus", "check", "-?"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+
+    #[test]
+    fn receive_refuses_no_sync_with_synchronous() {
+        let err = Cli::try_parse_from([
+            "pgwalrus",
+            "receive",
+            "-D",
+            "x",
+            "--no-sync",
+            "--synchronous",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(
+            Cli::try_parse_from(["pgwalrus", "receive", "-D", "x", "--create-slot"]).is_err(),
+            "needs --slot"
+        );
+        let cli = Cli::try_parse_from([
+            "pgwalrus",
+            "receive",
+            "-D",
+            "x",
+            "-E",
+            "0/3000000",
+            "-s",
+            "0",
+        ])
+        .unwrap();
+        let Command::Receive(args) = cli.command else {
+            panic!("not receive")
+        };
+        assert_eq!(args.endpos, Some(pgwalrus_wal::Lsn(0x300_0000)));
+        assert_eq!(args.status_interval, 0);
+        assert!(Cli::try_parse_from(["pgwalrus", "receive", "-D", "x", "-E", "nonsense"]).is_err());
     }
 
     #[test]

@@ -60,6 +60,9 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Result of a command.
+pub type Outcome = Result<(), Failure>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +82,3 @@ mod tests {
         assert_eq!(f.to_string(), "outer: root");
     }
 }
-
-/// Result of a command.
-pub type Outcome = Result<(), Failure>;

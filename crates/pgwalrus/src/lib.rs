@@ -8,7 +8,8 @@
 //! - [`exit`]: the exit-code table.
 //! - [`failure`]: an error paired with the exit code it maps to.
 //! - [`logging`]: log output.
-//! - [`receiver`]: the receive loop (policy core).
+//! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, the runtime.
+//! - [`receiver`]: the receive loop (policy core, writer thread, driver, progress).
 
 pub mod check;
 pub mod cli;
@@ -16,4 +17,5 @@ pub mod connection;
 pub mod exit;
 pub mod failure;
 pub mod logging;
+pub mod receive;
 pub mod receiver;

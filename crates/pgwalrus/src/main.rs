@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     pgwalrus::logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
         Command::Check(args) => pgwalrus::check::run(&args),
+        Command::Receive(args) => pgwalrus::receive::run(&args, cli.quiet),
     };
     match outcome {
         Ok(()) => Exit::Ok.into(),

@@ -1,4 +1,8 @@
-//! The receive loop: [`core`] holds the sans-IO policy (feedback, fsync requests, stop);
-//! the driver that carries it out over a connection and a writer thread comes with it.
+//! The receive loop: [`core`] holds the sans-IO policy (feedback, fsync requests, stop),
+//! [`writer`] the blocking writer thread, [`driver`] the async glue (connection, start
+//! point, reconnects, signals), [`progress`] the live line and per-segment log.
 
 pub mod core;
+pub mod driver;
+pub mod progress;
+pub mod writer;

@@ -11,7 +11,8 @@
 //!   not yet durable, an fsync goes first so a server shutdown waiting on us is not blocked.
 //! - A status update goes out every `status_interval` (none when it is `None`); when flush is
 //!   reported, the periodic update is preceded by an fsync so the slot keeps advancing.
-//! - In synchronous mode every durable position goes out the moment the writer reports it.
+//! - In synchronous mode the writer fsyncs after draining its queue (one fsync covers every
+//!   chunk queued before it) and every durable position goes out the moment it is reported.
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,9 @@ impl ReceiverCore {
         self.flush
     }
 
-    fn reported_flush(&self) -> Lsn {
+    /// The flush position to put in a status update: the durable position with a slot or in
+    /// synchronous mode, 0 otherwise.
+    pub fn reported_flush(&self) -> Lsn {
         if self.policy.report_flush {
             self.flush
         } else {
@@ -127,17 +130,15 @@ impl ReceiverCore {
         if end > self.write {
             self.write = end;
         }
-        if self.policy.synchronous && self.write > self.flush {
-            self.request_sync(&mut out);
-        }
-        if let Some(endpos) = self.endpos {
-            if self.write >= endpos && !self.stopping {
-                self.stopping = true;
-                if self.flush < self.write {
-                    self.request_sync(&mut out);
-                } else {
-                    out.push(Action::Stop);
-                }
+        if let Some(endpos) = self.endpos
+            && self.write >= endpos
+            && !self.stopping
+        {
+            self.stopping = true;
+            if self.flush < endpos {
+                self.request_sync(&mut out);
+            } else {
+                out.push(Action::Stop);
             }
         }
         out
@@ -159,34 +160,53 @@ impl ReceiverCore {
         out
     }
 
-    /// The writer made everything up to `lsn` durable.
-    pub fn on_durable(&mut self, lsn: Lsn, now: Instant) -> Actions {
-        let mut out = Actions::new();
+    /// The writer answered an [`Action::Sync`]: everything up to `lsn` is durable.
+    pub fn on_synced(&mut self, lsn: Lsn, now: Instant) -> Actions {
         self.sync_pending = false;
-        let advanced = lsn > self.flush;
-        if advanced {
-            self.flush = lsn;
-        }
-        if self.reply_after_sync || (self.policy.synchronous && advanced) {
+        let mut out = self.advance_flush(lsn, now);
+        if self.reply_after_sync {
             self.reply_after_sync = false;
-            out.push(self.status(now, false));
+            if !out.iter().any(|a| matches!(a, Action::SendStatus { .. })) {
+                out.push(self.status(now, false));
+            }
         }
-        if self.stopping && self.endpos.is_some_and(|e| self.flush >= e.min(self.write)) {
-            out.push(Action::Stop);
-        } else if self.policy.synchronous && self.write > self.flush {
-            // More arrived while the fsync ran: the next one covers it.
-            self.request_sync(&mut out);
+        self.check_stop(&mut out);
+        out
+    }
+
+    /// The writer made more durable on its own: a segment was completed, or (synchronous
+    /// mode) it synced after draining its queue.
+    pub fn on_flushed(&mut self, lsn: Lsn, now: Instant) -> Actions {
+        let mut out = self.advance_flush(lsn, now);
+        self.check_stop(&mut out);
+        out
+    }
+
+    fn advance_flush(&mut self, lsn: Lsn, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        if lsn > self.flush {
+            self.flush = lsn;
+            // Synchronous mode: a commit waits on this very position; say it now.
+            if self.policy.synchronous {
+                out.push(self.status(now, false));
+            }
         }
         out
+    }
+
+    fn check_stop(&mut self, out: &mut Actions) {
+        if self.stopping && self.endpos.is_some_and(|e| self.flush >= e) {
+            self.stopping = false;
+            self.endpos = None;
+            out.push(Action::Stop);
+        }
     }
 
     /// When [`ReceiverCore::on_tick`] should next be called, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
         let interval = self.policy.status_interval?;
-        Some(
-            self.last_status
-                .map_or_else(|| None, |t| t.checked_add(interval))?,
-        )
+        self.last_status
+            .map_or_else(|| None, |t| t.checked_add(interval))
     }
 
     /// Time passed: send the periodic status update if it is due.
@@ -260,6 +280,10 @@ pub mod smallvec_lite {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests need some Instant to start from"
+)]
 mod tests {
     use super::*;
 
@@ -312,7 +336,7 @@ mod tests {
         // A second request while the sync runs does not queue another sync.
         assert!(core.on_keepalive(true, t0).is_empty());
         assert_eq!(
-            collect(core.on_durable(lsn(300), t0)),
+            collect(core.on_synced(lsn(300), t0)),
             vec![Action::SendStatus {
                 write: lsn(300),
                 flush: lsn(300),
@@ -322,31 +346,47 @@ mod tests {
     }
 
     #[test]
-    fn flush_never_exceeds_what_the_writer_reported() {
+    fn synchronous_mode_reports_each_durable_position_at_once() {
         let t0 = Instant::now();
         let mut core = ReceiverCore::new(policy(true, true), lsn(0), None);
         core.on_start(t0);
-        assert_eq!(collect(core.on_data(lsn(500), t0)), vec![Action::Sync]);
         assert!(
-            core.on_data(lsn(900), t0).is_empty(),
-            "one sync in flight covers later data"
+            core.on_data(lsn(500), t0).is_empty(),
+            "the writer group-flushes by itself"
         );
-        let acts = collect(core.on_durable(lsn(500), t0));
         assert_eq!(
-            acts,
-            vec![
-                Action::SendStatus {
-                    write: lsn(900),
-                    flush: lsn(500),
-                    reply_requested: false
-                },
-                Action::Sync
-            ]
+            collect(core.on_flushed(lsn(500), t0)),
+            vec![Action::SendStatus {
+                write: lsn(500),
+                flush: lsn(500),
+                reply_requested: false
+            }]
         );
+        core.on_data(lsn(900), t0);
+        // A stale report never moves flush backwards, and says nothing.
+        assert!(core.on_flushed(lsn(400), t0).is_empty());
         assert_eq!(core.flush_lsn(), lsn(500));
-        // A stale durable report never moves flush backwards.
-        core.on_durable(lsn(400), t0);
-        assert_eq!(core.flush_lsn(), lsn(500));
+    }
+
+    #[test]
+    fn flush_never_exceeds_what_the_writer_reported() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(true, false), lsn(0), None);
+        core.on_start(t0);
+        core.on_data(lsn(900), t0);
+        // A completed segment moves flush without a request; nothing is sent outside
+        // synchronous mode.
+        assert!(core.on_flushed(lsn(512), t0).is_empty());
+        assert_eq!(core.flush_lsn(), lsn(512));
+        assert_eq!(collect(core.on_keepalive(true, t0)), vec![Action::Sync]);
+        assert_eq!(
+            collect(core.on_synced(lsn(900), t0)),
+            vec![Action::SendStatus {
+                write: lsn(900),
+                flush: lsn(900),
+                reply_requested: false
+            }]
+        );
     }
 
     #[test]
@@ -392,7 +432,7 @@ mod tests {
         assert_eq!(collect(core.on_tick(t1)), vec![Action::Sync]);
         assert!(core.on_tick(t1).is_empty());
         assert_eq!(
-            collect(core.on_durable(lsn(10), t1)),
+            collect(core.on_synced(lsn(10), t1)),
             vec![Action::SendStatus {
                 write: lsn(10),
                 flush: lsn(10),
@@ -408,6 +448,17 @@ mod tests {
         core.on_start(t0);
         assert!(core.on_data(lsn(100), t0).is_empty());
         assert_eq!(collect(core.on_data(lsn(200), t0)), vec![Action::Sync]);
-        assert_eq!(collect(core.on_durable(lsn(200), t0)), vec![Action::Stop]);
+        assert_eq!(collect(core.on_synced(lsn(200), t0)), vec![Action::Stop]);
+        // Stop is said once.
+        assert!(core.on_flushed(lsn(300), t0).is_empty());
+    }
+
+    #[test]
+    fn endpos_already_durable_stops_at_once() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(false, false), lsn(0), Some(lsn(100)));
+        core.on_start(t0);
+        core.on_flushed(lsn(150), t0);
+        assert_eq!(collect(core.on_data(lsn(150), t0)), vec![Action::Stop]);
     }
 }

@@ -1,0 +1,187 @@
+//! The writer thread: owns the [`ArchiveWriter`] and does every blocking file operation, so
+//! the network side never waits on the disk except through the bounded command queue
+//! (back-pressure, bounded memory). It reports durable positions back as events.
+//!
+//! Group flush: in synchronous mode the thread drains every command already queued, then
+//! fsyncs once — one fsync covers every chunk that arrived while the previous one ran.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use pgwalrus_archive::{ArchiveWriter, Durability, Error as ArchiveError, StdFs};
+use pgwalrus_wal::names::SegmentName;
+use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
+use tokio::sync::mpsc;
+
+/// Chunks the queue holds before the network side waits. The server sends at most 128 KiB
+/// per message, so this bounds queued WAL to about 4 MiB.
+pub const QUEUE_DEPTH: usize = 32;
+
+/// A request to the writer thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Write a timeline's history file durably (before any of its segments).
+    History {
+        /// The timeline.
+        tli: TimeLineId,
+        /// The file's content as `TIMELINE_HISTORY` returned it.
+        content: Bytes,
+    },
+    /// Streaming (re)starts at `lsn` on `tli` (a segment boundary).
+    Start {
+        /// Timeline.
+        tli: TimeLineId,
+        /// Segment-aligned start.
+        lsn: Lsn,
+    },
+    /// WAL bytes starting at `lsn`.
+    Data {
+        /// Timeline.
+        tli: TimeLineId,
+        /// Position of the first byte.
+        lsn: Lsn,
+        /// The bytes (a slice of the socket buffer; no copy).
+        bytes: Bytes,
+    },
+    /// Fsync what was written and answer with [`Event::Synced`].
+    Sync,
+    /// Fsync and close the open segment, leaving it `.partial` ([`Event::Closed`]).
+    ClosePartial,
+}
+
+/// What the writer thread reports.
+#[derive(Debug)]
+pub enum Event {
+    /// Answer to [`Command::Sync`]: durable up to here.
+    Synced(Lsn),
+    /// Durable up to here without being asked (segment completion, group flush).
+    Flushed(Lsn),
+    /// A segment was completed under its final name.
+    Completed(SegmentName),
+    /// A history file was written.
+    HistoryWritten(PathBuf),
+    /// Answer to [`Command::ClosePartial`]: durable up to here, segment closed.
+    Closed(Lsn),
+    /// The archive failed; the thread has stopped. Nothing after the last durable position
+    /// can be trusted to be on disk.
+    Failed(ArchiveError),
+}
+
+/// Handle to a running writer thread.
+#[derive(Debug)]
+pub struct WriterHandle {
+    /// Commands in.
+    pub commands: mpsc::Sender<Command>,
+    /// Events out.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    /// Starts the writer thread for `dir`.
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn spawn(
+        dir: PathBuf,
+        seg_size: WalSegSize,
+        durability: Durability,
+        synchronous: bool,
+    ) -> std::io::Result<WriterHandle> {
+        let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE_DEPTH);
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let writer = ArchiveWriter::new(StdFs::new(), dir, seg_size, durability);
+        let thread = std::thread::Builder::new()
+            .name("pgwalrus-writer".into())
+            .spawn(move || run(writer, cmd_rx, ev_tx, synchronous))?;
+        Ok(WriterHandle {
+            commands: cmd_tx,
+            events: ev_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Closes the command queue and waits for the thread to finish what was queued.
+    pub fn shutdown(mut self) {
+        let WriterHandle {
+            commands, thread, ..
+        } = &mut self;
+        // Dropping the last sender ends the thread's loop once the queue is drained.
+        drop(std::mem::replace(commands, mpsc::channel(1).0));
+        if let Some(thread) = thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(
+    mut writer: ArchiveWriter<StdFs>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+    synchronous: bool,
+) {
+    while let Some(first) = commands.blocking_recv() {
+        let mut next = Some(first);
+        let mut wrote = false;
+        // Drain what is already queued before syncing: one fsync for all of it.
+        while let Some(command) = next.take() {
+            if matches!(command, Command::Data { .. }) {
+                wrote = true;
+            }
+            if let Err(e) = handle(&mut writer, command, &events) {
+                let _ = events.send(Event::Failed(e));
+                return;
+            }
+            next = commands.try_recv().ok();
+        }
+        if synchronous && wrote && writer.write_lsn() > writer.flush_lsn() {
+            match writer.sync() {
+                Ok(lsn) => {
+                    let _ = events.send(Event::Flushed(lsn));
+                }
+                Err(e) => {
+                    let _ = events.send(Event::Failed(e));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn handle(
+    writer: &mut ArchiveWriter<StdFs>,
+    command: Command,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<(), ArchiveError> {
+    match command {
+        Command::History { tli, content } => {
+            let path = writer.write_history(tli, &content)?;
+            let _ = events.send(Event::HistoryWritten(path));
+        }
+        Command::Start { tli, lsn } => writer.start(tli, lsn)?,
+        Command::Data { tli, lsn, bytes } => {
+            let flush_before = writer.flush_lsn();
+            let written = writer.write(tli, lsn, &bytes)?;
+            for name in written.completed() {
+                let _ = events.send(Event::Completed(name));
+            }
+            if writer.flush_lsn() > flush_before {
+                let _ = events.send(Event::Flushed(writer.flush_lsn()));
+            }
+        }
+        Command::Sync => {
+            let lsn = writer.sync()?;
+            let _ = events.send(Event::Synced(lsn));
+        }
+        Command::ClosePartial => {
+            let lsn = if writer.timeline().is_some() {
+                writer.close_partial()?
+            } else {
+                writer.flush_lsn()
+            };
+            let _ = events.send(Event::Closed(lsn));
+        }
+    }
+    Ok(())
+}
