@@ -36,9 +36,8 @@
 //! # }
 //! ```
 
-pub mod config;
-pub mod tls;
 mod commands;
+pub mod config;
 mod connect;
 mod connection;
 mod error;
@@ -47,6 +46,7 @@ mod handshake;
 mod replication;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 mod transport;
 
 pub use connect::connect;

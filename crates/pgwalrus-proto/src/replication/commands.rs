@@ -24,7 +24,10 @@ pub const PG15: u32 = 150_000;
 /// cannot quote) or a NUL byte.
 pub fn quote_repl_ident(name: &str, field: &'static str) -> Result<String, ProtoError> {
     if name.contains('"') {
-        return Err(ProtoError::invalid(field, format!("{name:?} contains a double quote, which replication commands cannot quote")));
+        return Err(ProtoError::invalid(
+            field,
+            format!("{name:?} contains a double quote, which replication commands cannot quote"),
+        ));
     }
     if name.contains('\0') {
         return Err(ProtoError::InteriorNul { field });
@@ -72,7 +75,10 @@ pub fn identify_system() -> String {
 /// # Errors
 /// As [`quote_repl_ident`].
 pub fn show(name: &str) -> Result<String, ProtoError> {
-    let parts = name.split('.').map(|p| quote_repl_ident(p, "SHOW name")).collect::<Result<Vec<_>, _>>()?;
+    let parts = name
+        .split('.')
+        .map(|p| quote_repl_ident(p, "SHOW name"))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(format!("SHOW {}", parts.join(".")))
 }
 
@@ -92,7 +98,10 @@ pub fn create_physical_slot(
     reserve_wal: bool,
     server_version_num: u32,
 ) -> Result<String, ProtoError> {
-    let mut out = format!("CREATE_REPLICATION_SLOT {}", quote_repl_ident(name, "slot name")?);
+    let mut out = format!(
+        "CREATE_REPLICATION_SLOT {}",
+        quote_repl_ident(name, "slot name")?
+    );
     if temporary {
         out.push_str(" TEMPORARY");
     }
@@ -112,7 +121,10 @@ pub fn create_physical_slot(
 /// # Errors
 /// As [`quote_repl_ident`].
 pub fn read_replication_slot(name: &str) -> Result<String, ProtoError> {
-    Ok(format!("READ_REPLICATION_SLOT {}", quote_repl_ident(name, "slot name")?))
+    Ok(format!(
+        "READ_REPLICATION_SLOT {}",
+        quote_repl_ident(name, "slot name")?
+    ))
 }
 
 /// `DROP_REPLICATION_SLOT "name" [WAIT]`.
@@ -120,7 +132,10 @@ pub fn read_replication_slot(name: &str) -> Result<String, ProtoError> {
 /// # Errors
 /// As [`quote_repl_ident`].
 pub fn drop_replication_slot(name: &str, wait: bool) -> Result<String, ProtoError> {
-    let mut out = format!("DROP_REPLICATION_SLOT {}", quote_repl_ident(name, "slot name")?);
+    let mut out = format!(
+        "DROP_REPLICATION_SLOT {}",
+        quote_repl_ident(name, "slot name")?
+    );
     if wait {
         out.push_str(" WAIT");
     }
@@ -131,7 +146,11 @@ pub fn drop_replication_slot(name: &str, wait: bool) -> Result<String, ProtoErro
 ///
 /// # Errors
 /// As [`quote_repl_ident`] for the slot name.
-pub fn start_physical(slot: Option<&str>, start: Lsn, timeline: Option<TimeLineId>) -> Result<String, ProtoError> {
+pub fn start_physical(
+    slot: Option<&str>,
+    start: Lsn,
+    timeline: Option<TimeLineId>,
+) -> Result<String, ProtoError> {
     let mut out = String::from("START_REPLICATION");
     if let Some(slot) = slot {
         let _ = write!(out, " SLOT {}", quote_repl_ident(slot, "slot name")?);
@@ -157,8 +176,17 @@ mod tests {
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("back\\slash"), "'back\\slash'");
         assert_eq!(quote_repl_ident("my_slot", "f").unwrap(), "\"my_slot\"");
-        assert!(matches!(quote_repl_ident("a\"b", "slot name"), Err(ProtoError::Invalid { field: "slot name", .. })));
-        assert_eq!(quote_repl_ident("a\0b", "f").unwrap_err(), ProtoError::InteriorNul { field: "f" });
+        assert!(matches!(
+            quote_repl_ident("a\"b", "slot name"),
+            Err(ProtoError::Invalid {
+                field: "slot name",
+                ..
+            })
+        ));
+        assert_eq!(
+            quote_repl_ident("a\0b", "f").unwrap_err(),
+            ProtoError::InteriorNul { field: "f" }
+        );
     }
 
     #[test]
@@ -166,7 +194,10 @@ mod tests {
         let lsn: Lsn = "16/B374D848".parse().unwrap();
         let tli = TimeLineId::new(3).unwrap();
         assert_eq!(identify_system(), "IDENTIFY_SYSTEM");
-        assert_eq!(show("wal_segment_size").unwrap(), "SHOW \"wal_segment_size\"");
+        assert_eq!(
+            show("wal_segment_size").unwrap(),
+            "SHOW \"wal_segment_size\""
+        );
         assert_eq!(show("a.b").unwrap(), "SHOW \"a\".\"b\"");
         assert_eq!(timeline_history(tli), "TIMELINE_HISTORY 3");
         assert_eq!(
@@ -177,11 +208,26 @@ mod tests {
             create_physical_slot("s", true, true, 150_000).unwrap(),
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY PHYSICAL (RESERVE_WAL)"
         );
-        assert_eq!(create_physical_slot("s", false, false, 180_000).unwrap(), "CREATE_REPLICATION_SLOT \"s\" PHYSICAL");
-        assert_eq!(read_replication_slot("s").unwrap(), "READ_REPLICATION_SLOT \"s\"");
-        assert_eq!(drop_replication_slot("s", true).unwrap(), "DROP_REPLICATION_SLOT \"s\" WAIT");
-        assert_eq!(drop_replication_slot("s", false).unwrap(), "DROP_REPLICATION_SLOT \"s\"");
-        assert_eq!(start_physical(None, lsn, None).unwrap(), "START_REPLICATION PHYSICAL 16/B374D848");
+        assert_eq!(
+            create_physical_slot("s", false, false, 180_000).unwrap(),
+            "CREATE_REPLICATION_SLOT \"s\" PHYSICAL"
+        );
+        assert_eq!(
+            read_replication_slot("s").unwrap(),
+            "READ_REPLICATION_SLOT \"s\""
+        );
+        assert_eq!(
+            drop_replication_slot("s", true).unwrap(),
+            "DROP_REPLICATION_SLOT \"s\" WAIT"
+        );
+        assert_eq!(
+            drop_replication_slot("s", false).unwrap(),
+            "DROP_REPLICATION_SLOT \"s\""
+        );
+        assert_eq!(
+            start_physical(None, lsn, None).unwrap(),
+            "START_REPLICATION PHYSICAL 16/B374D848"
+        );
         assert_eq!(
             start_physical(Some("x_y"), Lsn::new(0x100_0000), Some(tli)).unwrap(),
             "START_REPLICATION SLOT \"x_y\" PHYSICAL 0/1000000 TIMELINE 3"
@@ -195,8 +241,14 @@ mod tests {
     fn captured_psql_commands_match() {
         // psql sent these in the capture (crate::testdata); our builders give the same text
         // apart from `WAIT` and RESERVE_WAL syntax chosen for a 15 server.
-        assert_eq!(read_replication_slot("cap_slot").unwrap(), "READ_REPLICATION_SLOT \"cap_slot\"");
-        assert_eq!(drop_replication_slot("cap_slot", true).unwrap(), "DROP_REPLICATION_SLOT \"cap_slot\" WAIT");
+        assert_eq!(
+            read_replication_slot("cap_slot").unwrap(),
+            "READ_REPLICATION_SLOT \"cap_slot\""
+        );
+        assert_eq!(
+            drop_replication_slot("cap_slot", true).unwrap(),
+            "DROP_REPLICATION_SLOT \"cap_slot\" WAIT"
+        );
         assert_eq!(
             create_physical_slot("cap_slot", false, true, 140_000).unwrap(),
             "CREATE_REPLICATION_SLOT \"cap_slot\" PHYSICAL RESERVE_WAL"
