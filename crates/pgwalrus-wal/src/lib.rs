@@ -1,5 +1,6 @@
 //! PostgreSQL WAL format for pgwalrus: positions, timelines, segment sizes, the one grammar
-//! of archive file names and timeline history files.
+//! of archive file names and timeline history files, and WAL record decoding and
+//! description for PostgreSQL 14 to 18.
 //!
 //! Everything here is pure: no files, sockets, clocks or async. Every parser takes
 //! untrusted input and answers with a typed error that names it; none panics.
@@ -16,8 +17,20 @@
 //! * [`history`] — timeline `.history` file contents and "which timeline holds this
 //!   position".
 //! * [`ValueError`] (`error.rs`) — errors for the newtypes above.
+//! * [`PgMajor`] (`major.rs`) — the supported majors and what their WAL formats differ in.
+//! * [`crc`] — CRC-32C as PostgreSQL computes it for records.
+//! * [`record`] — a decoded [`Record`]: header, block references (relation, fork, block,
+//!   full-page image with its hole and compression), main data.
+//! * [`decoder`] — [`WalDecoder`]: incremental, sans-IO decoding of a WAL byte stream into
+//!   records, validating pages, the `xl_prev` chain and CRCs; [`DecodeError`]; end of WAL
+//!   versus corruption ([`EndOfWal`]).
+//! * [`rmgr`] — resource manager ids and names, record type names (`identify`) per major.
+//! * [`desc`] — record descriptions as `pg_waldump` prints them, per major.
+//! * [`dump`] — `pg_waldump`'s record line and `--stats` tables.
+//! * [`fuzz`] — arbitrary-bytes entry points for fuzz targets.
 //!
 //! # Example
+//!
 //!
 //! ```
 //! use pgwalrus_wal::history::TimelineHistory;
@@ -46,15 +59,38 @@
 //! assert!(found.is_partial() && found.tli() == TimeLineId::ONE);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Decoding records from bytes read in any chunking (here, a segment that was never
+//! written):
+//!
+//! ```
+//! use pgwalrus_wal::{EndReason, Expectations, Lsn, PgMajor, WalDecoder, WalSegSize, dump};
+//!
+//! let start: Lsn = "0/3000000".parse()?;
+//! let expect = Expectations::default().with_major(PgMajor::V15);
+//! let mut decoder = WalDecoder::new(start, WalSegSize::DEFAULT, expect)?;
+//! for chunk in [&[0u8; 5000][..], &[0u8; 3192][..]] {
+//!     decoder.feed(chunk);
+//!     while let Some(record) = decoder.next()? {
+//!         let line = dump::format_record(PgMajor::V15, &record);
+//!         assert!(line.starts_with("rmgr: "));
+//!     }
+//! }
+//! decoder.finish();
+//! assert!(decoder.next()?.is_none());
+//! let end = decoder.end_of_wal().expect("finished");
+//! assert_eq!((end.lsn, &end.reason), (start, &EndReason::Zeros));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod crc;
 pub mod decoder;
 pub mod desc;
 pub mod dump;
 mod error;
+pub mod fuzz;
 mod hex;
 pub mod history;
-pub mod fuzz;
 mod lsn;
 mod major;
 pub mod names;
