@@ -33,7 +33,7 @@ pub struct FeedbackPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Ask the writer to fsync everything written so far; it answers with the durable LSN,
-    /// which goes back in through [`ReceiverCore::on_durable`].
+    /// which goes back in through [`ReceiverCore::on_synced`].
     Sync,
     /// Send a standby status update with these positions.
     SendStatus {
