@@ -293,6 +293,152 @@ pub fn complete_segment<F: ArchiveFs>(
     Ok((done, done_path))
 }
 
+/// A compressed segment file being written, as [`create_compressed`] returns it. It lives
+/// under its temporary name `NAME.c.partial.tmp` until [`promote_compressed`] gives it the
+/// name `NAME.c.partial`, and [`complete_compressed`] the final `NAME.c`.
+#[derive(Debug)]
+pub struct CompressedFile<Fi> {
+    /// The open file. Unlike an uncompressed segment it is not pre-sized: it grows as
+    /// compressed bytes are appended.
+    pub file: Fi,
+    /// The segment's name in its `.partial` form, with the compression suffix.
+    pub name: SegmentName,
+    /// Where the file is now: `temp_path` until promoted, then `partial_path`.
+    pub path: PathBuf,
+    /// `DIR/NAME.c.partial.tmp`.
+    pub temp_path: PathBuf,
+    /// `DIR/NAME.c.partial`.
+    pub partial_path: PathBuf,
+    /// `true` once the file carries its `.partial` name durably.
+    pub promoted: bool,
+}
+
+/// Creates the file of a compressed segment under its temporary name, empty, open for
+/// writing from offset 0. `name` may be given in any form; its `.partial` form (which must
+/// carry a compression suffix) is used. Nothing else is touched: an existing
+/// `NAME.c.partial` stays as it is until [`promote_compressed`] replaces it.
+///
+/// System calls: `open(NAME.c.partial.tmp, O_CREAT | O_EXCL | O_RDWR)` — if the name is
+/// taken (a leftover of ours from a crash), `unlink` it and try once more. No sync: until
+/// it is promoted, nothing relies on this file, and a crash leaves at most a `.tmp` file
+/// that restart deletes.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Create`] or [`Op::Remove`]; ENOSPC shows in
+/// [`Error::is_no_space`].
+pub fn create_compressed<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    name: SegmentName,
+) -> Result<CompressedFile<F::File>> {
+    let partial = name.not_temporary().partial();
+    let temp_path = dir.join(partial.temporary().to_string());
+    let partial_path = dir.join(partial.to_string());
+    let file = create_fresh(fs, &temp_path)?;
+    Ok(CompressedFile {
+        file,
+        name: partial,
+        path: temp_path.clone(),
+        temp_path,
+        partial_path,
+        promoted: false,
+    })
+}
+
+/// Gives a compressed segment file its `.partial` name, replacing the `.partial` of that
+/// segment if one exists. The caller has written (and flushed out of its compressor) at
+/// least as much WAL as the file it replaces held — so the name never moves to a file that
+/// holds less than before.
+///
+/// System calls, in order:
+///
+/// 1. `fdatasync(NAME.c.partial.tmp)` — the compressed bytes and the file's length are
+///    durable before the file can appear under a name restart trusts. Guards against: a
+///    crash after step 2 leaving a `.partial` that holds less than the one it replaced.
+/// 2. `rename(NAME.c.partial.tmp, NAME.c.partial)` — atomic: after a crash the segment's
+///    `.partial` is the old file or the new one, never neither and never a mix.
+/// 3. `fsync(dir)` — the new name is durable before the flush position moves into it.
+///    Guards against: the old file coming back after a crash while the server was told
+///    the new data is flushed.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Sync`], [`Op::Rename`] or [`Op::SyncDir`]; all of them poison.
+pub fn promote_compressed<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    segment: &mut CompressedFile<F::File>,
+    durability: Durability,
+) -> Result<()> {
+    sync_data(&segment.file, &segment.path, durability)?;
+    fs.rename(&segment.temp_path, &segment.partial_path)
+        .map_err(Error::at(Op::Rename, &segment.temp_path))?;
+    segment.path.clone_from(&segment.partial_path);
+    segment.promoted = true;
+    sync_dir(fs, dir, durability)
+}
+
+/// Gives a fully written compressed segment (its stream finished) its final name `NAME.c`.
+/// Returns that name and path.
+///
+/// System calls, in order:
+///
+/// 1. `fdatasync(file)` — every compressed byte, trailer included, is durable before the
+///    file is called complete. Guards against: a crash leaving a final-named segment that
+///    does not decompress to a whole segment, which restart would refuse.
+/// 2. Only while the file still has its temporary name:
+///    `rename(NAME.c.partial.tmp, NAME.c.partial)` — it replaces the segment's old
+///    `.partial`, if any, so no stale `.partial` is left next to the complete file.
+/// 3. `rename(NAME.c.partial, NAME.c)`.
+/// 4. `fsync(dir)` — the final name is durable before completion is reported.
+///
+/// After a crash the segment is under exactly one name: its old `.partial` (step 2 not
+/// durable), its new full `.partial` (step 3 not durable; it is streamed again), or its
+/// final name.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Sync`], [`Op::Rename`] or [`Op::SyncDir`]; all of them poison.
+pub fn complete_compressed<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    segment: &CompressedFile<F::File>,
+    durability: Durability,
+) -> Result<(SegmentName, PathBuf)> {
+    sync_data(&segment.file, &segment.path, durability)?;
+    if !segment.promoted {
+        fs.rename(&segment.temp_path, &segment.partial_path)
+            .map_err(Error::at(Op::Rename, &segment.temp_path))?;
+    }
+    let done = segment.name.not_partial();
+    let done_path = dir.join(done.to_string());
+    fs.rename(&segment.partial_path, &done_path)
+        .map_err(Error::at(Op::Rename, &segment.partial_path))?;
+    sync_dir(fs, dir, durability)?;
+    Ok((done, done_path))
+}
+
+/// Abandons a compressed segment file that was never promoted (it holds less than the
+/// `.partial` it would have replaced): `unlink(NAME.c.partial.tmp)`. No directory sync: if
+/// a crash undoes the removal, restart deletes the `.tmp` file. A promoted file is left
+/// alone.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Remove`].
+pub fn discard_compressed<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    segment: CompressedFile<F::File>,
+) -> Result<()> {
+    if segment.promoted {
+        return Ok(());
+    }
+    drop(segment.file);
+    remove_temp_file(fs, dir, &FileName::Segment(segment.name.temporary())).map(drop)
+}
+
 /// Writes a timeline history file so that it is either absent or complete, replacing any
 /// file of that name. Returns the final path.
 ///

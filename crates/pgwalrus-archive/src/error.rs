@@ -10,6 +10,8 @@ use pgwalrus_wal::names::{Compression, NameError};
 use pgwalrus_wal::page::PageHeaderError;
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 
+use crate::compress::StreamEnd;
+
 /// `ENOSPC`, "no space left on device": 28 on Linux, macOS and the BSDs.
 const ENOSPC: i32 = 28;
 
@@ -232,13 +234,50 @@ pub enum Error {
         reason: HeaderProblem,
     },
 
-    /// Reading compressed segments is not implemented yet.
-    #[error("{} is compressed with {compression}; reading compressed segments is not supported yet", path.display())]
-    Compressed {
+    /// A compressed file that must decode whole (a complete segment or history file) does
+    /// not: it is cut short or damaged, or it decompresses to more than a segment.
+    #[error(
+        "cannot decompress {} ({compression}) past byte {at} of its content: {problem}",
+        path.display()
+    )]
+    Decompress {
         /// The file.
         path: PathBuf,
         /// Its compression.
         compression: Compression,
+        /// How many bytes decoded before the problem.
+        at: u64,
+        /// What stopped decoding.
+        problem: StreamEnd,
+    },
+
+    /// A complete compressed segment that does not decompress to exactly one segment.
+    #[error(
+        "complete segment {} decompresses ({compression}) to {size} bytes, but a wal segment has {expected}; it was cut short or is not a segment of this cluster (left as it is)",
+        path.display()
+    )]
+    WrongUncompressedSize {
+        /// The file.
+        path: PathBuf,
+        /// Its compression.
+        compression: Compression,
+        /// What it decompresses to.
+        size: u64,
+        /// One segment.
+        expected: u64,
+    },
+
+    /// The compressor failed (it could not set up its state, or was used after the end of
+    /// its stream).
+    #[error("could not compress {} with {compression}: {source}", path.display())]
+    Compress {
+        /// The file being written.
+        path: PathBuf,
+        /// The method.
+        compression: Compression,
+        /// The library's error.
+        #[source]
+        source: io::Error,
     },
 
     /// A read past the end of a file.
@@ -286,6 +325,13 @@ pub enum HeaderProblem {
     /// A long header whose system identifier or segment size is zero (a torn write of the
     /// first page; the server never writes zeros there).
     ZeroFields,
+    /// A compressed file whose first page does not decompress.
+    Undecodable {
+        /// The file's compression.
+        compression: Compression,
+        /// What stopped decoding.
+        problem: StreamEnd,
+    },
 }
 
 impl fmt::Display for HeaderProblem {
@@ -296,6 +342,10 @@ impl fmt::Display for HeaderProblem {
             HeaderProblem::ZeroFields => {
                 f.write_str("the long header's system identifier or segment size is zero")
             }
+            HeaderProblem::Undecodable {
+                compression,
+                problem,
+            } => write!(f, "its first page does not decompress ({compression}): {problem}"),
         }
     }
 }
@@ -399,7 +449,9 @@ impl Error {
             | Error::SystemIdMismatch { path, .. }
             | Error::SegSizeMismatch { path, .. }
             | Error::NotWalHeader { path, .. }
-            | Error::Compressed { path, .. }
+            | Error::Decompress { path, .. }
+            | Error::WrongUncompressedSize { path, .. }
+            | Error::Compress { path, .. }
             | Error::ReadPastEnd { path, .. }
             | Error::NotTemporary { path } => Some(path),
             Error::NotContiguous { .. }

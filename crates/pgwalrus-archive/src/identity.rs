@@ -11,7 +11,9 @@
 //!   (a sparse or pre-zeroed file not yet written) or a file shorter than the header gives
 //!   no evidence and is skipped.
 //!
-//! Compressed files are reported as not checked (reading them comes with compression).
+//! Compressed files are read the same way: their first 40 bytes are decompressed (a
+//! `.partial` cut short before them gives no evidence; a complete file whose first bytes do
+//! not decompress is [`HeaderProblem::Undecodable`]).
 
 use std::path::Path;
 
@@ -19,6 +21,8 @@ use pgwalrus_wal::WalSegSize;
 use pgwalrus_wal::names::Compression;
 use pgwalrus_wal::page::{LONG_HEADER_LEN, PageHeader, PageHeaderError, XLP_LONG_HEADER};
 
+use crate::compress::StreamEnd;
+use crate::compress::file::prefix_of_file;
 use crate::error::{Error, HeaderProblem, Op, Result};
 use crate::fs::{ArchiveFile, ArchiveFs};
 use crate::resume::{DirScan, FoundSegment};
@@ -48,13 +52,8 @@ pub enum Finding {
         magic: u16,
     },
     /// No evidence: the first page was never written (all zeros), or the file is shorter
-    /// than a long page header.
+    /// than a long page header (decompressed, for a compressed file).
     Unwritten,
-    /// Compressed; not read (yet).
-    NotChecked {
-        /// The compression.
-        compression: Compression,
-    },
     /// The first bytes are not a usable long page header.
     NotWal(HeaderProblem),
 }
@@ -167,7 +166,7 @@ pub fn inspect<F: ArchiveFs>(fs: &F, scan: &DirScan) -> Result<ArchiveIdentity> 
             continue;
         }
         let finding = match segment.name.compression() {
-            Some(compression) => Finding::NotChecked { compression },
+            Some(compression) => first_page_compressed(fs, &segment.path, compression)?,
             None => first_page(fs, &segment.path)?,
         };
         identity.evidence.push(Evidence {
@@ -191,6 +190,29 @@ pub fn first_page<F: ArchiveFs>(fs: &F, path: &Path) -> Result<Finding> {
         .read_full_at(&mut header, 0)
         .map_err(Error::at(Op::Read, path))?;
     Ok(judge(header.get(..n).unwrap_or_default()))
+}
+
+/// Decompresses the first bytes of a compressed segment file and judges its long page
+/// header. Too few bytes is no evidence, unless the data stops decoding before them.
+///
+/// # Errors
+///
+/// [`Error::Io`] opening or reading the file.
+pub fn first_page_compressed<F: ArchiveFs>(
+    fs: &F,
+    path: &Path,
+    compression: Compression,
+) -> Result<Finding> {
+    let (bytes, held) = prefix_of_file(fs, path, compression, LONG_HEADER_LEN)?;
+    if bytes.len() < LONG_HEADER_LEN
+        && let StreamEnd::Corrupt(_) = held.end
+    {
+        return Ok(Finding::NotWal(HeaderProblem::Undecodable {
+            compression,
+            problem: held.end,
+        }));
+    }
+    Ok(judge(&bytes))
 }
 
 fn judge(bytes: &[u8]) -> Finding {

@@ -17,13 +17,19 @@
 //!   positional I/O) and [`SimFs`] (a crash simulator with a live and a durable image and
 //!   named failpoints, for tests).
 //! * [`durable`] — the only module that fsyncs or renames: segment creation, completion,
-//!   atomic history files, removal of our temporary files; [`Durability`].
-//! * [`writer`] — [`ArchiveWriter`]: streamed WAL into segment files, with contiguity
-//!   checks, write and flush positions, and poisoning.
+//!   compressed segments' promotion and completion, atomic history files, removal of our
+//!   temporary files; [`Durability`].
+//! * [`compress`] — gzip, lz4 and zstd: the `-Z` specification, streaming compressors
+//!   flushed to a decodable boundary at every sync, and decoders tolerant of torn tails.
+//! * [`writer`] — [`ArchiveWriter`]: streamed WAL into segment files (compressed or not),
+//!   with contiguity checks, write and flush positions, and poisoning.
 //! * [`resume`] — the directory scan that says where to resume ([`ResumePoint`]).
 //! * [`identity`] — the cluster guard: system identifier and segment size from the
 //!   archive's page headers, checked against the server's.
-//! * [`reader`] — read a segment or `.partial` back, whole or by range.
+//! * [`plan`] — the archive along a timeline's history: which file serves each segment,
+//!   and the gaps (verify, dump and restore walk through it).
+//! * [`reader`] — read any archive file back, whatever its compression: whole, by range,
+//!   or streamed.
 //! * `error` — [`Error`], with operation, path and position in its fields.
 //!
 //! # Example
@@ -65,10 +71,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod compress;
 pub mod durable;
 mod error;
 pub mod fs;
 pub mod identity;
+pub mod plan;
 pub mod reader;
 pub mod resume;
 pub mod writer;
@@ -76,11 +84,12 @@ pub mod writer;
 #[cfg(test)]
 mod test_support;
 
+pub use compress::CompressionSpec;
 pub use durable::Durability;
 pub use error::{Error, HeaderProblem, Op, Result};
 pub use fs::{ArchiveFile, ArchiveFs, SimFs, StdFs};
 pub use identity::ArchiveIdentity;
-pub use reader::SegmentReader;
+pub use reader::{ArchiveStream, SegmentReader};
 pub use resume::{DirScan, FoundSegment, ResumePoint};
 pub use writer::{ArchiveWriter, Written};
 
@@ -92,6 +101,12 @@ mod tests {
     fn only_the_durable_module_syncs_or_renames() {
         let sources = [
             ("writer.rs", include_str!("writer.rs")),
+            ("writer/compressed.rs", include_str!("writer/compressed.rs")),
+            ("compress.rs", include_str!("compress.rs")),
+            ("compress/spec.rs", include_str!("compress/spec.rs")),
+            ("compress/encode.rs", include_str!("compress/encode.rs")),
+            ("compress/decode.rs", include_str!("compress/decode.rs")),
+            ("compress/file.rs", include_str!("compress/file.rs")),
             ("resume.rs", include_str!("resume.rs")),
             ("identity.rs", include_str!("identity.rs")),
             ("reader.rs", include_str!("reader.rs")),

@@ -17,7 +17,15 @@
 //!   streamed again from its start. pg_receivewal refuses anything but 0 or a full segment
 //!   when it opens the file; we reuse it. Longer than a segment is
 //!   [`Error::OversizedPartial`].
-//! * Compressed files are taken by name; their sizes are not checked yet.
+//! * A compressed `.partial` is taken by name: how much it holds is read when its segment
+//!   is written again (the writer decodes it as far as it goes).
+//! * The complete compressed segment the resume point is derived from (the winner, when
+//!   it is complete) must decompress to exactly one segment: pg_receivewal checks the
+//!   gzip trailer's ISIZE and decompresses LZ4 files to count; we decompress it, whatever
+//!   the method, and stop with [`Error::WrongUncompressedSize`] or
+//!   [`Error::Decompress`] otherwise (touching nothing), as for a short uncompressed
+//!   segment — resuming after it would leave a gap. Older complete compressed segments are
+//!   not decompressed at every start (that is verify's job).
 //! * A segment name that cannot exist at this segment size (its low part too big) means
 //!   the directory holds WAL of a cluster with smaller segments:
 //!   [`Error::ForeignSegmentName`].
@@ -31,6 +39,7 @@ use std::path::{Path, PathBuf};
 use pgwalrus_wal::names::{FileName, NameError, SegmentName};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 
+use crate::compress::file::held_in_file;
 use crate::error::{Error, Op, Result};
 use crate::fs::ArchiveFs;
 
@@ -77,8 +86,9 @@ pub struct DirScan {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] listing the directory or reading a length; [`Error::WrongSegmentSize`],
-/// [`Error::OversizedPartial`] and [`Error::ForeignSegmentName`] for files that break the
+/// [`Error::Io`] listing the directory or reading a file; [`Error::WrongSegmentSize`],
+/// [`Error::OversizedPartial`], [`Error::ForeignSegmentName`],
+/// [`Error::WrongUncompressedSize`] and [`Error::Decompress`] for files that break the
 /// rules, naming the file.
 pub fn scan<F: ArchiveFs>(fs: &F, dir: &Path, seg_size: WalSegSize) -> Result<DirScan> {
     let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
@@ -160,6 +170,9 @@ pub fn scan<F: ArchiveFs>(fs: &F, dir: &Path, seg_size: WalSegSize) -> Result<Di
     scan.partials.sort_by_key(position);
 
     if let Some(winner) = winner {
+        if let (Some(method), false) = (winner.name.compression(), winner.name.is_partial()) {
+            check_complete_compressed(fs, &winner, method, seg_size)?;
+        }
         let (start, partial) = if winner.name.is_partial() {
             (winner.name.start_lsn(), Some(winner.clone()))
         } else {
@@ -190,6 +203,34 @@ pub fn find_streaming_start<F: ArchiveFs>(
     seg_size: WalSegSize,
 ) -> Result<Option<ResumePoint>> {
     Ok(scan(fs, dir, seg_size)?.resume)
+}
+
+/// A complete compressed segment must decompress, as a whole stream, to exactly one
+/// segment.
+fn check_complete_compressed<F: ArchiveFs>(
+    fs: &F,
+    found: &FoundSegment,
+    method: pgwalrus_wal::names::Compression,
+    seg_size: WalSegSize,
+) -> Result<()> {
+    let held = held_in_file(fs, &found.path, method, seg_size.as_u64())?;
+    if !held.end.is_finished() {
+        return Err(Error::Decompress {
+            path: found.path.clone(),
+            compression: method,
+            at: held.bytes,
+            problem: held.end,
+        });
+    }
+    if held.bytes != seg_size.as_u64() {
+        return Err(Error::WrongUncompressedSize {
+            path: found.path.clone(),
+            compression: method,
+            size: held.bytes,
+            expected: seg_size.as_u64(),
+        });
+    }
+    Ok(())
 }
 
 /// Segment number, then timeline.

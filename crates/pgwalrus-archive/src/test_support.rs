@@ -8,6 +8,7 @@ use pgwalrus_wal::names::SegmentName;
 use pgwalrus_wal::page::{LONG_HEADER_LEN, XLOG_BLCKSZ, XLP_LONG_HEADER};
 use pgwalrus_wal::{Lsn, SegNo, TimeLineId, WalSegSize};
 
+use crate::compress::{Compression, CompressionSpec, Encoder};
 use crate::fs::SimFs;
 
 /// The simulated archive directory.
@@ -65,6 +66,24 @@ pub(crate) fn long_header(system_id: u64, seg_size: u32, t: u32, page_addr: Lsn)
     h[32..36].copy_from_slice(&seg_size.to_le_bytes());
     h[36..40].copy_from_slice(&XLOG_BLCKSZ.to_le_bytes());
     h
+}
+
+/// `data` compressed with `method` at its default level as one finished stream.
+pub(crate) fn compressed(method: Compression, data: &[u8]) -> Vec<u8> {
+    let mut e =
+        Encoder::new(method, CompressionSpec::default_for(method).effective_level()).unwrap();
+    e.write(data).unwrap();
+    e.finish().unwrap();
+    std::mem::take(e.output())
+}
+
+/// `data` compressed with `method`, flushed but not finished: a `.partial` a crash left.
+pub(crate) fn compressed_unfinished(method: Compression, data: &[u8]) -> Vec<u8> {
+    let mut e =
+        Encoder::new(method, CompressionSpec::default_for(method).effective_level()).unwrap();
+    e.write(data).unwrap();
+    e.flush().unwrap();
+    std::mem::take(e.output())
 }
 
 /// A real directory under the system's temporary directory, removed on drop.

@@ -26,18 +26,36 @@
 //! the flush position. Other failures (a write that hits ENOSPC, a file that cannot be
 //! created) leave the writer usable at its last position: the same data may be offered
 //! again from [`ArchiveWriter::write_lsn`]. Dropping the writer never syncs or renames.
+//!
+//! # Compression
+//!
+//! With [`ArchiveWriter::with_compression`], new segments are written through a streaming
+//! compressor as `NAME.c.partial` (created under a temporary name, not pre-sized) and
+//! completed as `NAME.c`. A segment keeps the method of the file it resumes: an existing
+//! uncompressed `.partial` is continued uncompressed, an existing `NAME.c.partial` in
+//! method `c`, and only segments with no `.partial` at all take the configured method.
+//! A compressed segment's file takes its `.partial` name only once it holds at least what
+//! the old `.partial` held (see `writer::compressed`), and the flush position moves into the
+//! segment only then. Any failure while writing a compressed segment poisons the writer:
+//! the compressor cannot be rewound to the last byte on disk.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use pgwalrus_wal::names::{HistoryName, SegmentName};
+use pgwalrus_wal::names::{Compression, HistoryName, SegmentName};
 use pgwalrus_wal::{Lsn, SegNo, TimeLineId, WalSegSize};
 
+use crate::compress::CompressionSpec;
 use crate::durable::{self, Durability, PartialSegment};
 use crate::error::{Error, Op, Result};
 use crate::fs::{ArchiveFile, ArchiveFs};
 
+use self::compressed::CompressedSegment;
+
+mod compressed;
+#[cfg(test)]
+mod compress_tests;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
@@ -48,12 +66,20 @@ mod tests;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Written {
     completed: Option<(SegmentName, u64)>,
+    /// The compression of the completed segments after the first: only the first segment
+    /// of a write can be one resumed in another method.
+    later: Option<Compression>,
 }
 
 impl Written {
     fn push(&mut self, name: SegmentName) {
         match &mut self.completed {
-            Some((_, count)) => *count += 1,
+            Some((_, count)) => {
+                if *count == 1 {
+                    self.later = name.compression();
+                }
+                *count += 1;
+            }
             None => self.completed = Some((name, 1)),
         }
     }
@@ -64,12 +90,16 @@ impl Written {
             Some((first, count)) => (Some(first), count),
             None => (None, 0),
         };
+        let later = self.later;
         (0..count).filter_map(move |i| {
             let first = first?;
+            if i == 0 {
+                return Some(first);
+            }
             let segno = SegNo(first.segno().0.checked_add(i)?);
             SegmentName::new(first.tli(), segno, first.seg_size())
                 .ok()
-                .map(|n| n.with_compression(first.compression()))
+                .map(|n| n.with_compression(later))
         })
     }
 
@@ -94,8 +124,13 @@ pub struct ArchiveWriter<F: ArchiveFs> {
     tli: Option<TimeLineId>,
     write_lsn: Lsn,
     flush_lsn: Lsn,
-    /// The segment being written; when `None`, `write_lsn` is at a segment boundary.
+    /// The uncompressed segment being written; when neither it nor `compressed` is open,
+    /// `write_lsn` is at a segment boundary.
     segment: Option<PartialSegment<F::File>>,
+    /// The compressed segment being written.
+    compressed: Option<CompressedSegment<F::File>>,
+    /// The method for new segments.
+    compression: CompressionSpec,
     last_completed: Option<SegmentName>,
     poison: Option<(Op, PathBuf)>,
 }
@@ -109,7 +144,8 @@ impl<F: ArchiveFs> fmt::Debug for ArchiveWriter<F> {
             .field("tli", &self.tli)
             .field("write_lsn", &self.write_lsn)
             .field("flush_lsn", &self.flush_lsn)
-            .field("segment", &self.segment.as_ref().map(|s| &s.path))
+            .field("segment", &self.current_segment())
+            .field("compression", &self.compression)
             .field("poison", &self.poison)
             .finish_non_exhaustive()
     }
@@ -133,9 +169,19 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             write_lsn: Lsn::INVALID,
             flush_lsn: Lsn::INVALID,
             segment: None,
+            compressed: None,
+            compression: CompressionSpec::NONE,
             last_completed: None,
             poison: None,
         }
+    }
+
+    /// Compresses new segments as `spec` says (the default is [`CompressionSpec::NONE`]).
+    /// See [Compression](self#compression) for which segments it applies to.
+    #[must_use]
+    pub fn with_compression(mut self, spec: CompressionSpec) -> Self {
+        self.compression = spec;
+        self
     }
 
     /// Sets where the stream starts: timeline `tli` at `lsn`, which must be a segment
@@ -150,9 +196,9 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     /// [`ArchiveWriter::close_partial`] first); [`Error::NotSegmentStart`].
     pub fn start(&mut self, tli: TimeLineId, lsn: Lsn) -> Result<()> {
         self.check_poison()?;
-        if let Some(segment) = &self.segment {
+        if let Some(path) = self.current_segment() {
             return Err(Error::SegmentOpen {
-                path: segment.path.clone(),
+                path: path.to_path_buf(),
                 tli,
                 lsn,
             });
@@ -213,20 +259,26 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
         let mut written = Written::default();
         let mut rest = bytes;
         while !rest.is_empty() {
-            if self.segment.is_none() {
+            if self.segment.is_none() && self.compressed.is_none() {
                 self.open_segment(tli)?;
             }
-            let Some(segment) = &self.segment else {
-                break;
-            };
             let offset = u64::from(self.write_lsn.segment_offset(self.seg_size));
             let room = seg_bytes - offset;
             let n = usize::try_from(room).map_or(rest.len(), |room| room.min(rest.len()));
             let (now, later) = rest.split_at(n);
-            segment
-                .file
-                .write_all_at(now, offset)
-                .map_err(Error::at(Op::Write, &segment.path))?;
+            if let Some(compressed) = &mut self.compressed {
+                if let Err(e) = compressed.write(now) {
+                    return Err(self.broken_by(e));
+                }
+            } else {
+                let Some(segment) = &self.segment else {
+                    break;
+                };
+                segment
+                    .file
+                    .write_all_at(now, offset)
+                    .map_err(Error::at(Op::Write, &segment.path))?;
+            }
             self.write_lsn = Lsn(self.write_lsn.0 + n as u64);
             rest = later;
             if offset + n as u64 == seg_bytes {
@@ -250,6 +302,15 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
         if self.flush_lsn >= self.write_lsn {
             return Ok(self.flush_lsn);
         }
+        if let Some(compressed) = &mut self.compressed {
+            match compressed.sync(&self.fs, &self.dir, self.durability) {
+                Ok(true) => self.flush_lsn = self.write_lsn,
+                // Still short of the `.partial` it replaces: nothing new is durable.
+                Ok(false) => {}
+                Err(e) => return Err(self.broken_by(e)),
+            }
+            return Ok(self.flush_lsn);
+        }
         if let Some(segment) = &self.segment {
             let result = durable::sync_data(&segment.file, &segment.path, self.durability);
             if let Err(e) = result {
@@ -269,6 +330,17 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     ///
     /// As for [`ArchiveWriter::sync`]; the segment stays open after an error.
     pub fn close_partial(&mut self) -> Result<Lsn> {
+        self.check_poison()?;
+        if let Some(compressed) = self.compressed.take() {
+            match compressed.close(&self.fs, &self.dir, self.durability) {
+                Ok(true) => self.flush_lsn = self.write_lsn,
+                // The old `.partial` holds more and stays; nothing new is durable.
+                Ok(false) => {}
+                Err(e) => return Err(self.broken_by(e)),
+            }
+            self.tli = None;
+            return Ok(self.flush_lsn);
+        }
         let flush = self.sync()?;
         self.segment = None;
         self.tli = None;
@@ -315,7 +387,15 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
 
     /// The `.partial` file being written, if one is open.
     pub fn current_segment(&self) -> Option<&Path> {
-        self.segment.as_ref().map(|s| s.path.as_path())
+        self.segment
+            .as_ref()
+            .map(|s| s.path.as_path())
+            .or_else(|| self.compressed.as_ref().map(CompressedSegment::path))
+    }
+
+    /// The compression of new segments.
+    pub fn compression(&self) -> CompressionSpec {
+        self.compression
     }
 
     /// The segment most recently completed by this writer, by its final name.
@@ -370,6 +450,47 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
         e
     }
 
+    /// Records any failure while a compressed segment is open as the poison (the
+    /// compressor has consumed input whose output may not be on disk), and hands it back.
+    fn broken_by(&mut self, e: Error) -> Error {
+        let path = e
+            .path()
+            .map_or_else(|| self.dir.clone(), Path::to_path_buf);
+        self.poison = Some((e.op().unwrap_or(Op::Write), path));
+        e
+    }
+
+    /// Which method continues the segment whose `.partial` form is `name`, and at which
+    /// level: `None` for uncompressed. An existing uncompressed `.partial` wins (it is
+    /// reopened as it is), then an existing `.partial` in the configured method, then one
+    /// in any other method; with none, the configured method.
+    fn method_for(&self, name: SegmentName) -> Result<Option<(Compression, i32)>> {
+        let exists = |name: SegmentName| {
+            let path = self.dir.join(name.to_string());
+            match self.fs.file_len(&path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io(Op::Stat, &path, e)),
+            }
+        };
+        if exists(name.with_compression(None))? {
+            return Ok(None);
+        }
+        let configured = self.compression.method();
+        let others = Compression::ALL.into_iter().filter(|c| Some(*c) != configured);
+        for method in configured.into_iter().chain(others) {
+            if exists(name.with_compression(Some(method)))? {
+                let level = if Some(method) == configured {
+                    self.compression.effective_level()
+                } else {
+                    CompressionSpec::default_for(method).effective_level()
+                };
+                return Ok(Some((method, level)));
+            }
+        }
+        Ok(configured.map(|method| (method, self.compression.effective_level())))
+    }
+
     /// Opens the segment that starts at the write position: reuses its `.partial` if one
     /// exists, creates it otherwise.
     fn open_segment(&mut self, tli: TimeLineId) -> Result<()> {
@@ -382,6 +503,17 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             });
         }
         let name = SegmentName::containing(tli, self.write_lsn, self.seg_size).partial();
+        if let Some((method, level)) = self.method_for(name)? {
+            let opened =
+                CompressedSegment::open(&self.fs, &self.dir, name, method, level, self.seg_size);
+            return match opened {
+                Ok(segment) => {
+                    self.compressed = Some(segment);
+                    Ok(())
+                }
+                Err(e) => Err(self.poisoned_by(e)),
+            };
+        }
         let path = self.dir.join(name.to_string());
         let exists = match self.fs.file_len(&path) {
             Ok(_) => true,
@@ -404,6 +536,16 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
 
     /// Completes the open segment, which the write position has just reached the end of.
     fn complete_segment(&mut self) -> Result<SegmentName> {
+        if let Some(compressed) = self.compressed.take() {
+            return match compressed.complete(&self.fs, &self.dir, self.durability) {
+                Ok(name) => {
+                    self.flush_lsn = self.write_lsn;
+                    self.last_completed = Some(name);
+                    Ok(name)
+                }
+                Err(e) => Err(self.broken_by(e)),
+            };
+        }
         let Some(segment) = self.segment.take() else {
             return Err(Error::NotStarted);
         };

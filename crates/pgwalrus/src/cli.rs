@@ -37,6 +37,70 @@ pub enum Command {
     /// directory ends (pg_receivewal-compatible files).
     #[command(disable_help_flag = true, after_help = HELP_TABLE)]
     Receive(ReceiveArgs),
+    /// Check an archive: no missing segment, valid page headers, every record's CRC, the
+    /// xl_prev chain, timelines agreeing with the history files. Exit 0 clean, 1 problems
+    /// found, 2 could not run.
+    #[command(disable_help_flag = true)]
+    Verify(VerifyArgs),
+    /// Print the WAL records of an archive directory or one segment file, in pg_waldump's
+    /// layout, or its --stats tables.
+    #[command(disable_help_flag = true)]
+    Dump(DumpArgs),
+}
+
+/// `pgwalrus verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Archive directory.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub directory: std::path::PathBuf,
+    /// Follow this timeline's history (default: the newest timeline in the archive).
+    #[arg(long = "timeline", value_name = "TLI")]
+    pub timeline: Option<pgwalrus_wal::TimeLineId>,
+    /// Only records from this position on.
+    #[arg(long = "start", value_name = "LSN")]
+    pub start: Option<pgwalrus_wal::Lsn>,
+    /// Only records before this position.
+    #[arg(long = "end", value_name = "LSN")]
+    pub end: Option<pgwalrus_wal::Lsn>,
+    /// Machine-readable report on stdout.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+/// `--stats[=record]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsKind {
+    /// Per resource manager.
+    Rmgr,
+    /// Per record type.
+    Record,
+}
+
+/// `pgwalrus dump`.
+#[derive(Debug, Clone, Args)]
+pub struct DumpArgs {
+    /// Archive directory or one segment file.
+    #[arg(value_name = "DIR|FILE", default_value = ".")]
+    pub path: std::path::PathBuf,
+    /// Follow this timeline's history (default: the newest timeline in the archive).
+    #[arg(long = "timeline", value_name = "TLI")]
+    pub timeline: Option<pgwalrus_wal::TimeLineId>,
+    /// Only records from this position on.
+    #[arg(short = 's', long = "start", value_name = "LSN")]
+    pub start: Option<pgwalrus_wal::Lsn>,
+    /// Only records before this position.
+    #[arg(short = 'e', long = "end", value_name = "LSN")]
+    pub end: Option<pgwalrus_wal::Lsn>,
+    /// Only records of these resource managers (comma-separated names, e.g. Heap,Btree).
+    #[arg(short = 'r', long = "rmgr", value_name = "RMGR")]
+    pub rmgr: Option<String>,
+    /// Statistics instead of records: per resource manager, or per record type with =record.
+    #[arg(short = 'z', long = "stats", value_name = "KIND", num_args = 0..=1, default_missing_value = "rmgr")]
+    pub stats: Option<StatsKind>,
+    /// One JSON object per record.
+    #[arg(long = "json", conflicts_with = "stats")]
+    pub json: bool,
 }
 
 /// Connection flags shared by every command that talks to a server.

@@ -25,6 +25,10 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// `verify` and `dump`: the archive was read, and problems were found in it. Shares
+    /// status 1 with [`Exit::Connection`]; those commands make no connection.
+    pub const PROBLEMS_FOUND: Exit = Exit::Connection;
+
     /// The numeric process status.
     pub fn code(self) -> u8 {
         self as u8
@@ -41,7 +45,7 @@ impl From<Exit> for ExitCode {
 pub const HELP_TABLE: &str = "\
 Exit status:
   0  success (clean stop, or the check passed)
-  1  server unreachable or connection lost
+  1  server unreachable or connection lost (verify, dump: problems found in the archive)
   2  usage or configuration error (flags, conninfo, authentication, privileges, slot)
   3  the archive belongs to another cluster
   4  WAL needed is gone from the server (slot dropped or invalidated, segment removed)

@@ -5,17 +5,23 @@
 //! - [`check`]: `pgwalrus check`, the first thing an operator runs.
 //! - [`cli`]: clap syntax and its resolution into validated settings.
 //! - [`connection`]: connection settings from flags; client errors to exit codes.
+//! - [`dump`]: `pgwalrus dump`, records in pg_waldump's layout.
 //! - [`exit`]: the exit-code table.
 //! - [`failure`]: an error paired with the exit code it maps to.
 //! - [`logging`]: log output.
 //! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, the runtime.
 //! - [`receiver`]: the receive loop (policy core, writer thread, driver, progress).
+//! - [`verify`]: `pgwalrus verify`, the archive checker.
+//! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
 
 pub mod check;
 pub mod cli;
 pub mod connection;
+pub mod dump;
 pub mod exit;
 pub mod failure;
 pub mod logging;
 pub mod receive;
 pub mod receiver;
+pub mod verify;
+pub mod walk;

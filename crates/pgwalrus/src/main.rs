@@ -25,6 +25,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(args) => pgwalrus::check::run(&args),
         Command::Receive(args) => pgwalrus::receive::run(&args, cli.quiet),
+        Command::Verify(args) => pgwalrus::verify::run(&args, cli.quiet),
+        Command::Dump(args) => pgwalrus::dump::run(&args),
     };
     match outcome {
         Ok(()) => Exit::Ok.into(),

@@ -3,7 +3,9 @@
 use super::*;
 use crate::fs::SimFs;
 use crate::resume::scan;
-use crate::test_support::{SEG, dir, dir_path, long_header, seg_start, sim};
+use crate::test_support::{
+    SEG, compressed, compressed_unfinished, dir, dir_path, long_header, seg_start, sim,
+};
 
 const SYSID: u64 = 7_710_561_531_580_599_929;
 const OTHER: u64 = 7_000_000_000_000_000_001;
@@ -153,27 +155,80 @@ fn segment_size_mismatch_is_reported() {
 }
 
 #[test]
-fn compressed_files_are_not_checked_yet() {
+fn compressed_files_are_read_too() {
+    let header = |id| {
+        let mut seg = vec![0u8; FULL];
+        seg[..40].copy_from_slice(&long_header(id, SEG.bytes(), 1, seg_start(5)));
+        seg
+    };
     let fs = sim();
     fs.put_file(
         dir_path("000000010000000000000005.zst"),
-        b"\x28\xb5\x2f\xfd",
+        &compressed(Compression::Zstd, &header(SYSID)),
     );
-    fs.put_file(dir_path("000000010000000000000006.gz.partial"), b"\x1f\x8b");
+    // A crash cut this one after its first page: still evidence.
+    fs.put_file(
+        dir_path("000000010000000000000006.gz.partial"),
+        &compressed_unfinished(Compression::Gzip, &header(SYSID)[..8192]),
+    );
+    // Cut before 40 bytes: no evidence.
+    fs.put_file(
+        dir_path("000000010000000000000007.lz4.partial"),
+        &compressed_unfinished(Compression::Lz4, &header(SYSID)[..20]),
+    );
     let id = identity_of(&fs);
     let findings: Vec<_> = id.evidence.iter().map(|e| e.finding.clone()).collect();
+    let identified = Finding::Identified {
+        system_id: SYSID,
+        seg_size: SEG.bytes(),
+        magic: 0xD110,
+    };
     assert_eq!(
         findings,
-        [
-            Finding::NotChecked {
-                compression: Compression::Zstd
-            },
-            Finding::NotChecked {
-                compression: Compression::Gzip
-            },
-        ]
+        [identified.clone(), identified, Finding::Unwritten]
     );
     id.check_server(SYSID, SEG).unwrap();
+    let e = id.check_server(OTHER, SEG).unwrap_err();
+    assert!(matches!(e, Error::SystemIdMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("000000010000000000000005.zst"), "{e}");
+
+    // Another cluster's WAL in a compressed partial of a pg_receivewal directory.
+    let fs = sim();
+    fs.put_file(
+        dir_path("000000010000000000000006.lz4.partial"),
+        &compressed(Compression::Lz4, &header(OTHER)[..4096]),
+    );
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert!(e.is_cluster_mismatch(), "{e}");
+}
+
+#[test]
+fn a_complete_compressed_segment_that_does_not_decompress_stops() {
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000004.gz"), b"\x1f\x8b\x08\x00garbage garbage garbage garbage garbage");
+    fs.put_file(
+        dir_path("000000010000000000000005"),
+        &{
+            let mut seg = vec![0u8; FULL];
+            seg[..40].copy_from_slice(&long_header(SYSID, SEG.bytes(), 1, seg_start(5)));
+            seg
+        },
+    );
+    let id = identity_of(&fs);
+    assert!(
+        matches!(
+            &id.evidence[1].finding,
+            Finding::NotWal(HeaderProblem::Undecodable {
+                compression: Compression::Gzip,
+                ..
+            })
+        ),
+        "{:?}",
+        id.evidence
+    );
+    let e = id.check_server(SYSID, SEG).unwrap_err();
+    assert!(matches!(e, Error::NotWalHeader { .. }), "{e}");
+    assert!(e.to_string().contains("does not decompress (gzip)"), "{e}");
 }
 
 #[test]

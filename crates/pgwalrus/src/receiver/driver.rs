@@ -296,6 +296,15 @@ async fn prepare(
             Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && settings.if_not_exists => {
                 info!("replication slot \"{slot}\" exists already");
             }
+            // Retrying cannot help: the operator asked to create a slot that exists.
+            Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) => {
+                return Err(SessionError::fatal(
+                    Exit::Config,
+                    anyhow::Error::new(e).context(format!(
+                        "could not create replication slot \"{slot}\"; add --if-not-exists to stream through the existing slot"
+                    )),
+                ));
+            }
             Err(e) => return Err(SessionError::fatal(exit_for(&e), e)),
         }
         *slot_ready = true;

@@ -4,7 +4,25 @@
 //! variables, a private `HOME`) against clusters from `pgwalrus-testkit`, and checks exit
 //! codes, stdout and stderr the way an operator would see them.
 //!
-//! Themes: [`check`] (`pgwalrus check`).
+//! Themes: [`check`] (`pgwalrus check`) and `pgwalrus receive`:
+//!
+//! * [`receive_basic`] — byte equality with `pg_wal`, clean stops (signals, `--endpos`),
+//!   resuming `.partial` files of any length, reconnecting;
+//! * [`receive_crash`] — `kill -9` at random moments under load;
+//! * [`receive_interop`] — one directory shared with `pg_receivewal`;
+//! * [`receive_errors`] — exit codes 1, 3 and 4, with the archive untouched;
+//! * [`receive_slots`] — slot creation and dropping, feedback;
+//! * [`receive_sync`] — `--synchronous`;
+//!
+//! and [`verify`] (`pgwalrus verify` and `dump` over real WAL), with helpers in [`receive_support`] and [`support`].
 
 mod check;
+mod receive_basic;
+mod receive_crash;
+mod receive_errors;
+mod receive_interop;
+mod receive_slots;
+mod receive_support;
+mod receive_sync;
 mod support;
+mod verify;

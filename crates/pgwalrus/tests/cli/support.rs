@@ -1,8 +1,12 @@
-//! Running the binary: a clean environment, captured output, a private home directory.
+//! Running the binary: a clean environment, captured output, a private home directory; in
+//! the background with a guard that kills it by pid.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use pgwalrus_testkit::wait_until;
 
 /// A finished run of the binary.
 pub(crate) struct Run {
@@ -62,6 +66,16 @@ impl Drop for Home {
 
 /// Runs `pgwalrus ARGS…` with no `PG*` variables and `HOME` set to `home`, plus `envs`.
 pub(crate) fn pgwalrus(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    Run::from(
+        command(home, args, envs)
+            .output()
+            .expect("run pgwalrus"),
+    )
+}
+
+/// The `pgwalrus` command with a scrubbed environment (no `PG*` variables, `HOME` set to
+/// `home`), plus `envs`.
+fn command(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgwalrus"));
     cmd.args(args)
         .env_clear()
@@ -70,5 +84,181 @@ pub(crate) fn pgwalrus(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Run
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    Run::from(cmd.output().expect("run pgwalrus"))
+    cmd
+}
+
+/// Sends `signal` (a name such as `TERM`) to the process `pid` with the `kill` command (the
+/// workspace forbids `unsafe`, so no libc). Returns whether it was delivered.
+pub(crate) fn send_signal(signal: &str, pid: u32) -> bool {
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A child process that is SIGKILLed (by its pid) and reaped when dropped, also while a
+/// test unwinds from a panic.
+pub(crate) struct Guarded {
+    child: Option<Child>,
+    pid: u32,
+}
+
+impl Guarded {
+    /// Spawns `cmd` and guards it.
+    pub(crate) fn spawn(cmd: &mut Command) -> Guarded {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        Guarded {
+            pid: child.id(),
+            child: Some(child),
+        }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `Some(status)` once the process has exited (reaped), `None` while it runs.
+    pub(crate) fn try_status(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        child.try_wait().expect("try_wait")
+    }
+
+    /// Whether the process still runs.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.try_status().is_none()
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it still runs.
+    pub(crate) fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.try_status();
+            status.is_some()
+        });
+        status
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, …) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        assert!(
+            send_signal(signal, self.pid),
+            "could not send SIG{signal} to {}",
+            self.pid
+        );
+    }
+
+    /// SIGKILLs the process and reaps it.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` is `kill(pid, SIGKILL)` on exactly this pid; harmless if it exited.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Takes the child for `wait_with_output`, disarming the guard.
+    pub(crate) fn take(mut self) -> Child {
+        self.child.take().expect("child already reaped")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `pgwalrus ARGS…` running in the background (scrubbed environment as [`pgwalrus`]), its
+/// stderr going to a file; SIGKILLed by pid when dropped.
+pub(crate) struct Background {
+    process: Guarded,
+    log: PathBuf,
+    args: String,
+}
+
+impl Background {
+    /// Starts `pgwalrus ARGS…`; stderr goes to `log` (appended), stdout is discarded.
+    pub(crate) fn spawn(home: &Home, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Background {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let mut cmd = command(home, args, envs);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file));
+        Background {
+            process: Guarded::spawn(&mut cmd),
+            log: log.to_owned(),
+            args: args.join(" "),
+        }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// What it has written to stderr so far (of every run that shared the log file).
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, …).
+    pub(crate) fn signal(&self, signal: &str) {
+        self.process.signal(signal);
+    }
+
+    /// SIGKILLs it.
+    pub(crate) fn kill9(&mut self) {
+        self.process.kill9();
+    }
+
+    /// Waits up to `timeout` for it to exit and returns its exit code; panics with its
+    /// stderr if it does not exit in time (the guard then kills it) or dies of a signal.
+    #[track_caller]
+    pub(crate) fn wait(&mut self, timeout: Duration) -> i32 {
+        match self.process.wait_timeout(timeout) {
+            Some(status) => status.code().unwrap_or_else(|| {
+                panic!(
+                    "pgwalrus {} died of {status}\n--- stderr\n{}",
+                    self.args,
+                    self.stderr()
+                )
+            }),
+            None => panic!(
+                "pgwalrus {} still runs after {timeout:?}\n--- stderr\n{}",
+                self.args,
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Waits for exit code `code`, panicking with stderr otherwise.
+    #[track_caller]
+    pub(crate) fn expect_exit(&mut self, code: i32, timeout: Duration) {
+        let got = self.wait(timeout);
+        assert_eq!(
+            got,
+            code,
+            "pgwalrus {} exited with {got}, expected {code}\n--- stderr\n{}",
+            self.args,
+            self.stderr()
+        );
+    }
 }

@@ -1,0 +1,298 @@
+//! The archive as recovery would read it: for a target timeline and its history, which file
+//! serves each segment number, in LSN order, and where segments are missing. `verify`,
+//! `dump` and `restore` all walk the archive through this one plan.
+//!
+//! PostgreSQL's rule for a segment number `n` (XLogFileReadAnyTLI): take the newest
+//! timeline of the target's history whose first segment is not after `n`. So the segment
+//! holding a switch point is read from the *new* timeline, which carries a copy of the old
+//! timeline's bytes up to the switch; the old timeline's `.partial` of that segment is not
+//! used. Of two files for the same segment and timeline, a complete one beats a `.partial`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pgwalrus_wal::history::TimelineHistory;
+use pgwalrus_wal::names::{FileName, SegmentName};
+use pgwalrus_wal::page::{LONG_HEADER_LEN, PageHeader};
+use pgwalrus_wal::{SegNo, TimeLineId, WalSegSize};
+
+use crate::error::{Error, Op};
+use crate::fs::{ArchiveFile, ArchiveFs};
+
+/// Why the archive could not be planned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// Reading the directory or a file failed.
+    #[error(transparent)]
+    Archive(#[from] Error),
+    /// The target timeline's history file does not parse.
+    #[error("timeline history file \"{}\" is damaged", path.display())]
+    BadHistory {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line number.
+        #[source]
+        source: pgwalrus_wal::history::HistoryError,
+    },
+    /// The history file is compressed with a method this build cannot read yet.
+    #[error("timeline history file \"{}\" is compressed; decompress it first", path.display())]
+    CompressedHistory {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+type Result<T, E = PlanError> = std::result::Result<T, E>;
+
+/// One segment of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSegment {
+    /// The segment number.
+    pub segno: SegNo,
+    /// The file that serves it (its name tells timeline, compression, `.partial`).
+    pub name: SegmentName,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// A run of segment numbers with no file on the timeline recovery would read them from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The timeline whose files are missing.
+    pub tli: TimeLineId,
+    /// First missing segment number.
+    pub first: SegNo,
+    /// Last missing segment number (inclusive).
+    pub last: SegNo,
+}
+
+/// The archive, laid out along one timeline's history.
+#[derive(Debug, Clone)]
+pub struct ArchivePlan {
+    /// Segment size (from the first long page header found, or given).
+    pub seg_size: WalSegSize,
+    /// The timeline the plan follows.
+    pub target: TimeLineId,
+    /// Its history (parents and switch points).
+    pub history: TimelineHistory,
+    /// `false` when the target is not timeline 1 and its `.history` file is missing, so the
+    /// plan could only follow the target itself.
+    pub history_found: bool,
+    /// Segments in order; a [`Gap`] sits wherever numbers are not consecutive.
+    pub segments: Vec<PlannedSegment>,
+    /// Missing runs between the first and the last planned segment.
+    pub gaps: Vec<Gap>,
+}
+
+/// Finds the segment size of an archive from the long header of its first plain segment
+/// file whose first page was written. `Ok(None)` when no such file exists.
+///
+/// # Errors
+/// [`PlanError::Archive`] listing the directory or reading a file.
+pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSegSize>> {
+    let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
+    names.sort();
+    for os_name in names {
+        let Some(text) = os_name.to_str() else { continue };
+        // Any valid segment name parses at the smallest size's range check.
+        let Ok(FileName::Segment(name)) = FileName::parse(text, WalSegSize::MIN) else {
+            // Larger sizes allow fewer YYYYYYYY values, never more: a name that fails at
+            // the smallest size fails at every size.
+            continue;
+        };
+        if name.compression().is_some() || name.is_temporary() {
+            continue;
+        }
+        let path = dir.join(&os_name);
+        let file = fs.open_read(&path).map_err(Error::at(Op::Open, &path))?;
+        let mut page = [0u8; LONG_HEADER_LEN];
+        let got = file.read_at(&mut page, 0).map_err(Error::at(Op::Read, &path))?;
+        if let Ok(header) = PageHeader::parse(&page[..got]) {
+            if let Some(size) = header.long.and_then(|l| WalSegSize::new(l.seg_size).ok()) {
+                return Ok(Some(size));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Plans the walk of `dir` along `target` (default: the newest timeline with a segment or
+/// history file in the archive).
+///
+/// # Errors
+/// [`PlanError::Archive`] reading the directory or a history file;
+/// [`PlanError::BadHistory`] for a history file that does not parse.
+pub fn plan<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    seg_size: WalSegSize,
+    target: Option<TimeLineId>,
+) -> Result<ArchivePlan> {
+    let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
+    names.sort();
+    // (segno, tli) -> best file; complete beats partial, plain beats compressed.
+    let mut files: BTreeMap<(SegNo, TimeLineId), (SegmentName, PathBuf)> = BTreeMap::new();
+    let mut newest = TimeLineId::ONE;
+    let mut history_files: BTreeMap<TimeLineId, PathBuf> = BTreeMap::new();
+    for os_name in &names {
+        let Some(text) = os_name.to_str() else { continue };
+        let Ok(name) = FileName::parse(text, seg_size) else { continue };
+        if name.is_temporary() {
+            continue;
+        }
+        match name {
+            FileName::Segment(segment) => {
+                newest = newest.max(segment.tli());
+                let key = (segment.segno(), segment.tli());
+                let better = match files.get(&key) {
+                    None => true,
+                    Some((have, _)) => rank(&segment) < rank(have),
+                };
+                if better {
+                    files.insert(key, (segment, dir.join(os_name)));
+                }
+            }
+            FileName::History(history) => {
+                newest = newest.max(history.tli());
+                if history.compression().is_some() {
+                    // A plain copy wins; a compressed one alone is reported when needed.
+                    history_files.entry(history.tli()).or_insert_with(|| dir.join(os_name));
+                } else {
+                    history_files.insert(history.tli(), dir.join(os_name));
+                }
+            }
+            FileName::BackupHistory(_) => {}
+        }
+    }
+    let target = target.unwrap_or(newest);
+    let (history, history_found) = if target == TimeLineId::ONE {
+        (TimelineHistory::without_parents(target), true)
+    } else if let Some(path) = history_files.get(&target) {
+        let content = read_plain(fs, path)?;
+        let parsed = TimelineHistory::parse(target, &content)
+            .map_err(|source| PlanError::BadHistory { path: path.clone(), source })?;
+        (parsed, true)
+    } else {
+        (TimelineHistory::without_parents(target), false)
+    };
+
+    // The first segment each timeline of the history serves, newest first.
+    let mut starts: Vec<(TimeLineId, SegNo)> =
+        history.spans().map(|span| (span.tli, span.begin.segno(seg_size))).collect();
+    starts.reverse();
+    let serving = |segno: SegNo| -> Option<TimeLineId> {
+        starts.iter().find(|(_, first)| *first <= segno).map(|(tli, _)| *tli)
+    };
+
+    let mut segments: Vec<PlannedSegment> = Vec::new();
+    let mut candidates: Vec<SegNo> = files.keys().map(|(segno, _)| *segno).collect();
+    candidates.dedup();
+    for segno in candidates {
+        let Some(tli) = serving(segno) else { continue };
+        if let Some((name, path)) = files.get(&(segno, tli)) {
+            segments.push(PlannedSegment { segno, name: *name, path: path.clone() });
+        }
+    }
+    let mut gaps = Vec::new();
+    for pair in segments.windows(2) {
+        let (a, b) = (pair[0].segno, pair[1].segno);
+        if b.0 > a.0 + 1 {
+            let first = SegNo(a.0 + 1);
+            let tli = serving(first).unwrap_or(target);
+            gaps.push(Gap { tli, first, last: SegNo(b.0 - 1) });
+        }
+    }
+    Ok(ArchivePlan { seg_size, target, history, history_found, segments, gaps })
+}
+
+fn read_plain<F: ArchiveFs>(fs: &F, path: &Path) -> Result<Vec<u8>> {
+    let text = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if [".gz", ".lz4", ".zst"].iter().any(|suffix| text.ends_with(suffix)) {
+        return Err(PlanError::CompressedHistory { path: path.to_owned() });
+    }
+    let file = fs.open_read(path).map_err(Error::at(Op::Open, path))?;
+    let mut content = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let got = file.read_at(&mut buf, content.len() as u64).map_err(Error::at(Op::Read, path))?;
+        if got == 0 {
+            return Ok(content);
+        }
+        content.extend_from_slice(&buf[..got]);
+    }
+}
+
+/// Lower is better: complete before partial, then plain before compressed.
+fn rank(name: &SegmentName) -> (bool, bool) {
+    (name.is_partial(), name.compression().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::SimFs;
+
+    fn seg(tli: u32, segno: u64) -> SegmentName {
+        SegmentName::new(TimeLineId::new(tli).unwrap(), SegNo(segno), WalSegSize::DEFAULT).unwrap()
+    }
+
+    fn dir_with(files: &[(&str, &[u8])]) -> (SimFs, PathBuf) {
+        let fs = SimFs::new();
+        let dir = PathBuf::from("/archive");
+        fs.create_dir(&dir);
+        for (name, content) in files {
+            fs.put_file(&dir.join(name), content);
+        }
+        (fs, dir)
+    }
+
+    #[test]
+    fn follows_the_history_and_reads_the_switch_segment_from_the_new_timeline() {
+        let names: Vec<String> = vec![
+            seg(1, 1).to_string(),
+            seg(1, 2).to_string(),
+            seg(1, 3).partial().to_string(),
+            seg(2, 3).to_string(),
+            seg(2, 4).partial().to_string(),
+        ];
+        let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        let history = b"1\t0/3000100\tno recovery target specified\n";
+        files.push(("00000002.history", history));
+        let (fs, dir) = dir_with(&files);
+        let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
+        assert_eq!(plan.target.get(), 2);
+        assert!(plan.history_found);
+        let got: Vec<String> = plan.segments.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(got, [names[0].clone(), names[1].clone(), names[3].clone(), names[4].clone()]);
+        assert!(plan.gaps.is_empty());
+    }
+
+    #[test]
+    fn reports_gaps_and_prefers_complete_files() {
+        let names = [seg(1, 1).to_string(), seg(1, 4).partial().to_string(), seg(1, 4).to_string(), seg(1, 7).to_string()];
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        let (fs, dir) = dir_with(&files);
+        let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
+        assert_eq!(plan.segments.len(), 3);
+        assert!(!plan.segments[1].name.is_partial());
+        assert_eq!(
+            plan.gaps,
+            [
+                Gap { tli: TimeLineId::ONE, first: SegNo(2), last: SegNo(3) },
+                Gap { tli: TimeLineId::ONE, first: SegNo(5), last: SegNo(6) }
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_history_is_reported_not_fatal() {
+        let names = [seg(3, 9).to_string()];
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        let (fs, dir) = dir_with(&files);
+        let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
+        assert_eq!(plan.target.get(), 3);
+        assert!(!plan.history_found);
+        assert_eq!(plan.segments.len(), 1);
+    }
+}

@@ -1,0 +1,152 @@
+//! Replication slots and feedback: `--create-slot` reserves WAL at once, `--if-not-exists`,
+//! `--drop-slot`; the flush position is reported only with a slot (or `--synchronous`),
+//! and a slot never advances past what the archive holds.
+
+use pgwalrus_testkit::wait_until;
+
+use crate::receive_support::{Fixture, Lsn, PATIENCE, small_cluster};
+
+fn slot_restart_lsn(f: &Fixture, slot: &str) -> Option<Lsn> {
+    let text = f.c.psql(&format!(
+        "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    ));
+    (!text.is_empty()).then(|| Lsn::parse(&text))
+}
+
+#[test]
+fn receive_create_slot_reserves_wal_if_not_exists_streams_and_drop_slot_drops() {
+    let f = Fixture::new(
+        small_cluster()
+            .setting("log_replication_commands", "on")
+            .start(),
+    );
+    let mut r = f.receive(&["-S", "arch", "--create-slot"]);
+    // The first time the slot is seen, it already has a restart LSN.
+    let mut first = None;
+    assert!(
+        wait_until(PATIENCE, || {
+            first = Some(f.c.psql(
+                "SELECT coalesce(restart_lsn::text, 'NULL') FROM pg_replication_slots WHERE slot_name = 'arch'",
+            ));
+            first.as_deref() != Some("")
+        }),
+        "slot not created:\n{}",
+        r.stderr()
+    );
+    assert_ne!(first.as_deref(), Some("NULL"), "restart_lsn was NULL at first");
+    let created = f
+        .c
+        .log()
+        .lines()
+        .find(|l| l.contains("CREATE_REPLICATION_SLOT"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        created.contains("\"arch\"") && created.contains("PHYSICAL") && created.contains("RESERVE_WAL"),
+        "server log: {created}"
+    );
+    assert!(r.stderr().contains("created replication slot"), "{}", r.stderr());
+    let lsn = f.load(300);
+    f.wait_archived(lsn, &r);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+
+    // --create-slot on an existing slot without --if-not-exists: a configuration error.
+    let mut r = f.receive(&["-S", "arch", "--create-slot"]);
+    r.expect_exit(2, PATIENCE);
+    assert!(r.stderr().contains("already exists"), "{}", r.stderr());
+
+    // With --if-not-exists it streams through the existing slot.
+    let mut r = f.receive(&["-S", "arch", "--create-slot", "--if-not-exists"]);
+    let lsn = f.load(300);
+    f.wait_archived(lsn, &r);
+    f.wait_streaming("pgwalrus", &r);
+    assert_eq!(
+        f.c.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'arch'"),
+        "t"
+    );
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    f.assert_complete_and_identical(0);
+
+    let run = crate::support::pgwalrus(
+        &f.home,
+        &["receive", "-d", &f.conninfo, "-S", "arch", "--drop-slot"],
+        &[],
+    );
+    run.expect_code(0);
+    assert_eq!(slot_restart_lsn(&f, "arch"), None);
+    assert_eq!(
+        f.c.psql("SELECT count(*) FROM pg_replication_slots"),
+        "0",
+        "slot not dropped"
+    );
+}
+
+#[test]
+fn receive_reports_flush_only_with_a_slot_and_the_slot_never_passes_the_archive() {
+    let f = Fixture::small();
+
+    // No slot, no --synchronous: the write position is reported, flush never.
+    let mut r = f.receive(&["-s", "1"]);
+    let lsn = f.load(600);
+    f.wait_archived(lsn, &r);
+    let positions = |app: &str| {
+        f.c.psql(&format!(
+            "SELECT write_lsn, coalesce(flush_lsn::text, 'NULL'), coalesce(replay_lsn::text, 'NULL') \
+             FROM pg_stat_replication WHERE application_name = '{app}'"
+        ))
+    };
+    assert!(
+        wait_until(PATIENCE, || {
+            let row = positions("pgwalrus");
+            let write = row.split('|').next().unwrap_or("");
+            !write.is_empty() && Lsn::parse(write) >= lsn
+        }),
+        "write position not reported: {}\n{}",
+        positions("pgwalrus"),
+        r.stderr()
+    );
+    // The status update that reported that write position said nothing about flush.
+    let seen = positions("pgwalrus");
+    assert!(seen.ends_with("|NULL|NULL"), "{seen}");
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+
+    // With a slot: restart_lsn follows the flushed position, and the archive always holds
+    // WAL up to it.
+    f.c.psql("SELECT pg_create_physical_replication_slot('fb', true)");
+    let mut r = f.receive(&["-S", "fb", "-s", "1"]);
+    let mut target = f.current_lsn();
+    let mut checks = 0;
+    for round in 0..4 {
+        if round < 3 {
+            target = f.load(400);
+        }
+        assert!(
+            wait_until(PATIENCE, || {
+                let restart = slot_restart_lsn(&f, "fb").expect("slot");
+                // Nothing before the archive's start is needed from the server.
+                let start = f.archive_start().expect("segments");
+                assert!(
+                    restart <= start || f.archive_holds(restart),
+                    "slot restart_lsn {restart} is beyond the archive\n{}",
+                    r.stderr()
+                );
+                checks += 1;
+                restart >= target
+            }),
+            "restart_lsn {:?} never reached {target}\n{}",
+            slot_restart_lsn(&f, "fb"),
+            r.stderr()
+        );
+    }
+    assert!(checks > 3);
+    let row = positions("pgwalrus");
+    assert!(!row.contains("|NULL|"), "flush reported with a slot: {row}");
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    let restart = slot_restart_lsn(&f, "fb").expect("slot");
+    assert!(restart >= target && f.archive_holds(restart), "{restart}");
+    f.assert_complete_and_identical(0);
+}
