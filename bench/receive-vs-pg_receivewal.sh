@@ -55,7 +55,7 @@ echo "generating ${GIB} GiB of WAL…" >&2
 psql_ -c "SELECT pg_create_physical_replication_slot('bench_prw', true)" \
       -c "SELECT pg_create_physical_replication_slot('bench_walrus', true)" >/dev/null
 start_lsn="$(psql_ -c "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'bench_prw'")"
-target=$((GIB * 1024 * 1024 * 1024))
+target="$(awk -v g="$GIB" 'BEGIN{printf "%d", g*1073741824}')"
 while :; do
     psql_ -c "CREATE TABLE IF NOT EXISTS filler (id bigint, pad text)" \
           -c "INSERT INTO filler SELECT g, repeat('x', 200) FROM generate_series(1, 400000) g" >/dev/null
@@ -69,17 +69,17 @@ echo "WAL retained: $bytes bytes from $start_lsn to $end_lsn" >&2
 # Each run streams the same WAL from the slot's (unchanged) restart point: the slots are
 # re-created at the start position between runs by copying them (pg_copy_physical_replication_slot).
 run_one() { # tool dir -> "wall user sys maxrss_kb"
-    local tool="$1" dir="$2" slot="$3" out
+    local tool="$1" dir="$2" slot="$3"
     rm -rf "$dir"; mkdir -p "$dir"
     psql_ -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null 2>&1 || true
     psql_ -c "SELECT pg_copy_physical_replication_slot('bench_prw', '$slot')" >/dev/null
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     if [ "$tool" = pg_receivewal ]; then
-        out="$( { /usr/bin/time -f '%e %U %S %M' "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>/dev/null; } 2>&1 | tail -1)"
+        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>&1 || true
     else
-        out="$( { /usr/bin/time -f '%e %U %S %M' "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>/dev/null; } 2>&1 | tail -1)"
+        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>&1 || true
     fi
-    echo "$out"
+    tail -1 "$work/time.out"
 }
 
 declare -a PRW WAL
@@ -94,9 +94,13 @@ for f in "$work"/prw/*; do
     cmp -s "$f" "$work/walrus/$n" || { echo "MISMATCH: $n differs between the two archives" >&2; exit 1; }
 done
 
-summ() { # list of "wall user sys rss" -> median wall, median cpu, max rss
-    printf '%s\n' "$@" | awk '{w[NR]=$1; c[NR]=$2+$3; if ($4>r) r=$4} END {
-        n=asort(w); m=asort(c); printf "%.2f %.2f %d\n", w[int((n+1)/2)], c[int((m+1)/2)], r }'
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+summ() { # list of "wall user sys rss" -> median wall, median cpu, max rss (mawk has no asort)
+    local wall cpu rss
+    wall="$(printf '%s\n' "$@" | awk '{print $1}' | median)"
+    cpu="$(printf '%s\n' "$@" | awk '{print $2+$3}' | median)"
+    rss="$(printf '%s\n' "$@" | awk '{print $4}' | sort -n | tail -1)"
+    echo "$wall $cpu $rss"
 }
 read -r prw_wall prw_cpu prw_rss <<<"$(summ "${PRW[@]}")"
 read -r wal_wall wal_cpu wal_rss <<<"$(summ "${WAL[@]}")"

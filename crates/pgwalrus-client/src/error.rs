@@ -368,12 +368,19 @@ struct ListFailures<'a>(&'a [Error]);
 
 impl fmt::Display for ListFailures<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
+        let mut previous: Option<String> = None;
+        for e in self.0 {
+            // Multi-line server messages (DETAIL/HINT) stay readable inline.
+            let text = e.to_string().replace('\n', " ");
+            // `sslmode=prefer`/`allow` retry the same address; an identical failure is said once.
+            if previous.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            if previous.is_some() {
                 f.write_str("; ")?;
             }
-            // Multi-line server messages (DETAIL/HINT) stay readable inline.
-            write!(f, "{}", e.to_string().replace('\n', " "))?;
+            f.write_str(&text)?;
+            previous = Some(text);
         }
         Ok(())
     }
