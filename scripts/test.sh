@@ -19,6 +19,10 @@ need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# The compression tests decompress pgwalrus's files with the standard tools.
+command -v gzip >/dev/null || need_apt+=(gzip)
+command -v lz4 >/dev/null || need_apt+=(lz4)
+command -v zstd >/dev/null || need_apt+=(zstd)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
     $SUDO apt-get update -qq

@@ -1,7 +1,7 @@
 //! Streaming compression of archive files: the `-Z` / `--compress` specification
 //! ([`CompressionSpec`], pg_receivewal's syntax), a compressor that can end its output at a
 //! decodable boundary at every sync point ([`Encoder`]), and decoders that say how much a
-//! possibly torn file holds ([`decode`], [`held_bytes`], [`Decoder`]).
+//! possibly torn file holds ([`decode()`], [`held_bytes`], [`Decoder`]).
 //!
 //! The formats are the standard ones, so the usual tools read the archive: one gzip member
 //! per file (`gzip -d`; pg_receivewal reads its ISIZE trailer), one LZ4 frame (`lz4 -d`;
@@ -11,18 +11,18 @@
 //!
 //! # Layout
 //!
-//! * `spec` — [`CompressionSpec`] and its grammar, [`SpecError`].
-//! * `encode` — [`Encoder`]: gzip (flate2 over zlib-rs), LZ4 frames (lz4_flex), zstd
-//!   (libzstd); `flush` = a sync flush, `finish` = the stream's trailer.
-//! * `decode` — [`Decoder`], [`decode`], [`held_bytes`], [`StreamEnd`]: tolerant of
-//!   truncated and damaged tails, never panicking on any input.
+//! * [`spec`] — [`CompressionSpec`] and its grammar, [`SpecError`].
+//! * [`encode`] — [`Encoder`]: gzip (zlib's deflate via flate2 over zlib-rs), LZ4 frames
+//!   (lz4_flex), zstd (libzstd); `flush` = a sync flush, `finish` = the stream's trailer.
+//! * [`decode`](mod@decode) — [`Decoder`], [`decode()`], [`held_bytes`], [`StreamEnd`]:
+//!   tolerant of truncated and damaged tails, never panicking on any input.
 //! * `file` — the same questions asked of files on an [`ArchiveFs`](crate::ArchiveFs)
 //!   (crate-internal).
 
-mod decode;
-mod encode;
+pub mod decode;
+pub mod encode;
 pub(crate) mod file;
-mod spec;
+pub mod spec;
 
 #[cfg(test)]
 mod tests;

@@ -508,6 +508,142 @@ pub fn remove_temp_file<F: ArchiveFs>(fs: &F, dir: &Path, name: &FileName) -> Re
     }
 }
 
+/// The suffix [`stage_beside`] appends to a destination's file name for its temporary
+/// file (`pg_wal/RECOVERYXLOG` is written as `pg_wal/RECOVERYXLOG.pgwalrus.tmp`).
+pub const STAGING_SUFFIX: &str = ".pgwalrus.tmp";
+
+/// A file being written beside its destination, as [`stage_beside`] returns it; it gets
+/// the destination's name only from [`install_staged`], once it is complete.
+#[derive(Debug)]
+pub struct StagedFile<Fi> {
+    /// The open file, empty when staged; the caller writes it from offset 0.
+    pub file: Fi,
+    /// Where it is while being written: the destination's name plus [`STAGING_SUFFIX`],
+    /// in the same directory (so the final rename never crosses file systems).
+    pub temp_path: PathBuf,
+    /// Where [`install_staged`] puts it.
+    pub target: PathBuf,
+}
+
+/// Creates the temporary file for `target` in `target`'s directory, empty and open for
+/// writing: the first step of putting a file where a reader expects it (a restored WAL
+/// file where the server's `restore_command` was told to write it) so that the reader
+/// never sees it half-written. `target` itself is not touched.
+///
+/// System calls: `open(TARGET.pgwalrus.tmp, O_CREAT | O_EXCL | O_RDWR)` — if the name is
+/// taken (a leftover of an earlier run that died), `unlink` it and try once more. No sync:
+/// until [`install_staged`], nothing relies on the file.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Create`] or [`Op::Remove`]; ENOSPC shows in
+/// [`Error::is_no_space`].
+pub fn stage_beside<F: ArchiveFs>(fs: &F, target: &Path) -> Result<StagedFile<F::File>> {
+    let mut temp_name = target.file_name().unwrap_or_default().to_owned();
+    temp_name.push(STAGING_SUFFIX);
+    let temp_path = target.with_file_name(temp_name);
+    let file = create_fresh(fs, &temp_path)?;
+    Ok(StagedFile {
+        file,
+        temp_path,
+        target: target.to_owned(),
+    })
+}
+
+/// Gives a completely written [`StagedFile`] its destination's name, replacing any file of
+/// that name. Returns the destination.
+///
+/// System calls, in order:
+///
+/// 1. `fsync(tmp)` — the content is durable before the destination name can point at it.
+///    Guards against: a crash after step 2 leaving the destination name on an empty or
+///    partly written file, which the reader would take as complete.
+/// 2. `rename(tmp, target)` — atomic: a reader sees the old file (or none) or the whole new
+///    one, never a half-written one.
+/// 3. `fsync(target's directory)` — the new name is durable before success is reported.
+///
+/// A failure in steps 1–2 removes the temporary file (best effort).
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Sync`], [`Op::Rename`] or [`Op::SyncDir`].
+pub fn install_staged<F: ArchiveFs>(
+    fs: &F,
+    staged: StagedFile<F::File>,
+    durability: Durability,
+) -> Result<PathBuf> {
+    let StagedFile {
+        file,
+        temp_path,
+        target,
+    } = staged;
+    if durability.syncs()
+        && let Err(e) = file.sync_all()
+    {
+        drop(file);
+        let _ = fs.remove_file(&temp_path);
+        return Err(Error::io(Op::Sync, &temp_path, e));
+    }
+    drop(file);
+    if let Err(e) = fs.rename(&temp_path, &target) {
+        let _ = fs.remove_file(&temp_path);
+        return Err(Error::io(Op::Rename, &temp_path, e));
+    }
+    sync_dir(fs, parent_dir(&target), durability)?;
+    Ok(target)
+}
+
+/// Abandons a [`StagedFile`] (its content turned out wrong, or writing it failed):
+/// `unlink(tmp)`. The destination is not touched. No directory sync: a temporary file that
+/// comes back after a crash is replaced by the next [`stage_beside`] for the destination.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Remove`]; a file already gone is not an error.
+pub fn discard_staged<F: ArchiveFs>(fs: &F, staged: StagedFile<F::File>) -> Result<()> {
+    drop(staged.file);
+    match fs.remove_file(&staged.temp_path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(Op::Remove, &staged.temp_path, e)),
+    }
+}
+
+/// Moves a complete file that is already durable (written through [`stage_beside`] and
+/// [`install_staged`]) to `target`, replacing any file of that name: how a file prepared in
+/// advance is handed over without copying it. Returns the destination.
+///
+/// System calls, in order:
+///
+/// 1. `rename(from, target)` — atomic, so the reader never sees a partial file. Across file
+///    systems this fails with `EXDEV` (`io::ErrorKind::CrossesDevices`) and nothing is
+///    moved: the caller copies instead.
+/// 2. `fsync(target's directory)` — the new name is durable before success is reported.
+///    The content needs no sync: it was durable before `from` got its name.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Rename`] (nothing moved) or [`Op::SyncDir`].
+pub fn move_into_place<F: ArchiveFs>(
+    fs: &F,
+    from: &Path,
+    target: &Path,
+    durability: Durability,
+) -> Result<PathBuf> {
+    fs.rename(from, target)
+        .map_err(Error::at(Op::Rename, from))?;
+    sync_dir(fs, parent_dir(target), durability)?;
+    Ok(target.to_owned())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// `open(path, O_CREAT | O_EXCL | O_RDWR)`; if the name is taken, `unlink` and try once
 /// more. Only called with our temporary names.
 fn create_fresh<F: ArchiveFs>(fs: &F, temp_path: &Path) -> Result<F::File> {
@@ -525,3 +661,6 @@ fn create_fresh<F: ArchiveFs>(fs: &F, temp_path: &Path) -> Result<F::File> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod staging_tests;

@@ -345,7 +345,10 @@ impl fmt::Display for HeaderProblem {
             HeaderProblem::Undecodable {
                 compression,
                 problem,
-            } => write!(f, "its first page does not decompress ({compression}): {problem}"),
+            } => write!(
+                f,
+                "its first page does not decompress ({compression}): {problem}"
+            ),
         }
     }
 }

@@ -18,7 +18,8 @@
 //!   named failpoints, for tests).
 //! * [`durable`] — the only module that fsyncs or renames: segment creation, completion,
 //!   compressed segments' promotion and completion, atomic history files, removal of our
-//!   temporary files; [`Durability`].
+//!   temporary files, files staged beside a destination (what `restore` serves);
+//!   [`Durability`].
 //! * [`compress`] — gzip, lz4 and zstd: the `-Z` specification, streaming compressors
 //!   flushed to a decodable boundary at every sync, and decoders tolerant of torn tails.
 //! * [`writer`] — [`ArchiveWriter`]: streamed WAL into segment files (compressed or not),

@@ -208,8 +208,13 @@ pub fn plan<F: ArchiveFs>(
 
 fn read_plain<F: ArchiveFs>(fs: &F, path: &Path) -> Result<Vec<u8>> {
     let text = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if [".gz", ".lz4", ".zst"].iter().any(|suffix| text.ends_with(suffix)) {
-        return Err(PlanError::CompressedHistory { path: path.to_owned() });
+    // A compressed history file (pg_receivewal -Z gzip writes `00000002.history.gz`) is
+    // read through the reader, which decompresses it whole.
+    if let Ok(name @ FileName::History(history)) = FileName::parse(text, WalSegSize::MIN)
+        && history.compression().is_some()
+    {
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        return Ok(crate::reader::read_file(fs, dir, &name)?);
     }
     let file = fs.open_read(path).map_err(Error::at(Op::Open, path))?;
     let mut content = Vec::new();
@@ -283,6 +288,22 @@ mod tests {
                 Gap { tli: TimeLineId::ONE, first: SegNo(5), last: SegNo(6) }
             ]
         );
+    }
+
+    #[test]
+    fn a_compressed_history_file_is_read() {
+        let mut e = crate::compress::Encoder::new(pgwalrus_wal::names::Compression::Gzip, 6).unwrap();
+        e.write(b"1\t0/3000100\tno recovery target specified\n").unwrap();
+        e.finish().unwrap();
+        let gz = std::mem::take(e.output());
+        let names = [seg(1, 2).to_string(), seg(2, 3).to_string()];
+        let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        files.push(("00000002.history.gz", &gz));
+        let (fs, dir) = dir_with(&files);
+        let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
+        assert!(plan.history_found);
+        assert_eq!(plan.history.entries().len(), 1);
+        assert_eq!(plan.segments.len(), 2);
     }
 
     #[test]

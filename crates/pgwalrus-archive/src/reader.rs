@@ -131,9 +131,7 @@ impl<Fi: ArchiveFile> SegmentReader<Fi> {
             Data::File(file) => file,
             Data::Memory(data) => {
                 let from = usize::try_from(offset).map_err(|_| past_end())?;
-                let bytes = data
-                    .get(from..from + buf.len())
-                    .ok_or_else(past_end)?;
+                let bytes = data.get(from..from + buf.len()).ok_or_else(past_end)?;
                 buf.copy_from_slice(bytes);
                 return Ok(());
             }
@@ -266,13 +264,15 @@ impl<Fi: ArchiveFile> ArchiveStream<Fi> {
         let source = FileSource::new(file);
         let source = match name.compression() {
             None => Source::Plain(source),
-            Some(method) => Source::Compressed(Box::new(Decoder::new(method, source).map_err(
-                |e| Error::Compress {
-                    path: path.clone(),
-                    compression: method,
-                    source: e,
-                },
-            )?)),
+            Some(method) => {
+                Source::Compressed(Box::new(Decoder::new(method, source).map_err(|e| {
+                    Error::Compress {
+                        path: path.clone(),
+                        compression: method,
+                        source: e,
+                    }
+                })?))
+            }
         };
         let limit = match name {
             FileName::Segment(s) => s.seg_size().as_u64(),
@@ -383,7 +383,9 @@ impl<Fi: ArchiveFile> io::Read for ArchiveStream<Fi> {
     /// for I/O failures and `InvalidData` for damaged content, with the [`Error`] inside.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_chunk(buf).map_err(|e| {
-            let kind = e.io_error().map_or(io::ErrorKind::InvalidData, io::Error::kind);
+            let kind = e
+                .io_error()
+                .map_or(io::ErrorKind::InvalidData, io::Error::kind);
             io::Error::new(kind, e)
         })
     }

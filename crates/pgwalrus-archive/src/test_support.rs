@@ -70,8 +70,11 @@ pub(crate) fn long_header(system_id: u64, seg_size: u32, t: u32, page_addr: Lsn)
 
 /// `data` compressed with `method` at its default level as one finished stream.
 pub(crate) fn compressed(method: Compression, data: &[u8]) -> Vec<u8> {
-    let mut e =
-        Encoder::new(method, CompressionSpec::default_for(method).effective_level()).unwrap();
+    let mut e = Encoder::new(
+        method,
+        CompressionSpec::default_for(method).effective_level(),
+    )
+    .unwrap();
     e.write(data).unwrap();
     e.finish().unwrap();
     std::mem::take(e.output())
@@ -79,8 +82,11 @@ pub(crate) fn compressed(method: Compression, data: &[u8]) -> Vec<u8> {
 
 /// `data` compressed with `method`, flushed but not finished: a `.partial` a crash left.
 pub(crate) fn compressed_unfinished(method: Compression, data: &[u8]) -> Vec<u8> {
-    let mut e =
-        Encoder::new(method, CompressionSpec::default_for(method).effective_level()).unwrap();
+    let mut e = Encoder::new(
+        method,
+        CompressionSpec::default_for(method).effective_level(),
+    )
+    .unwrap();
     e.write(data).unwrap();
     e.flush().unwrap();
     std::mem::take(e.output())

@@ -53,9 +53,9 @@ use crate::fs::{ArchiveFile, ArchiveFs};
 
 use self::compressed::CompressedSegment;
 
-mod compressed;
 #[cfg(test)]
 mod compress_tests;
+mod compressed;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
@@ -453,9 +453,7 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     /// Records any failure while a compressed segment is open as the poison (the
     /// compressor has consumed input whose output may not be on disk), and hands it back.
     fn broken_by(&mut self, e: Error) -> Error {
-        let path = e
-            .path()
-            .map_or_else(|| self.dir.clone(), Path::to_path_buf);
+        let path = e.path().map_or_else(|| self.dir.clone(), Path::to_path_buf);
         self.poison = Some((e.op().unwrap_or(Op::Write), path));
         e
     }
@@ -477,7 +475,9 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             return Ok(None);
         }
         let configured = self.compression.method();
-        let others = Compression::ALL.into_iter().filter(|c| Some(*c) != configured);
+        let others = Compression::ALL
+            .into_iter()
+            .filter(|c| Some(*c) != configured);
         for method in configured.into_iter().chain(others) {
             if exists(name.with_compression(Some(method)))? {
                 let level = if Some(method) == configured {

@@ -4,6 +4,7 @@
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use pgwalrus_archive::compress::{CompressionSpec, SpecError};
 use pgwalrus_client::config::{Config, ConfigError, ConnParams, ProcessEnv};
 
 use crate::exit::HELP_TABLE;
@@ -46,6 +47,42 @@ pub enum Command {
     /// layout, or its --stats tables.
     #[command(disable_help_flag = true)]
     Dump(DumpArgs),
+    /// PostgreSQL's restore_command: copy one file (%f) from the archive to %p, whatever
+    /// its compression, checked and written atomically.
+    #[command(disable_help_flag = true, after_help = crate::exit::RESTORE_HELP)]
+    Restore(RestoreArgs),
+}
+
+/// `pgwalrus restore`, for `restore_command = 'pgwalrus restore %f %p -D /archive'`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The file PostgreSQL asks for (%f): a segment or timeline history file name.
+    #[arg(value_name = "FILE", required_unless_present = "prefetch_worker")]
+    pub file: Option<String>,
+    /// Where to write it (%p), relative to the data directory PostgreSQL runs the command
+    /// in. Written beside it under a temporary name, fsynced, then renamed.
+    #[arg(value_name = "PATH", required_unless_present = "prefetch_worker")]
+    pub path: Option<std::path::PathBuf>,
+    /// Archive directory.
+    #[arg(
+        short = 'D',
+        long = "directory",
+        value_name = "DIR",
+        env = "PGWALRUS_ARCHIVE"
+    )]
+    pub directory: std::path::PathBuf,
+    /// Serve NAME.partial (padded with zeros to a full segment) when the archive has only
+    /// that for the segment asked for and it is the newest segment of its timeline: recovery
+    /// then reaches the last byte received.
+    #[arg(long = "partial")]
+    pub partial: bool,
+    /// Decompress and check the next N segments in the background, in DIR/.pgwalrus-spool/,
+    /// so recovery does not wait for one file at a time (0 = off; at most 1024).
+    #[arg(long = "prefetch", value_name = "N", default_value_t = 0)]
+    pub prefetch: u32,
+    /// Internal: run as the prefetch worker of this spool directory.
+    #[arg(long = "prefetch-worker", value_name = "SPOOL", hide = true)]
+    pub prefetch_worker: Option<std::path::PathBuf>,
 }
 
 /// `pgwalrus verify`.
@@ -185,6 +222,28 @@ pub struct ReceiveArgs {
     /// replication; commits wait on it).
     #[arg(long = "synchronous")]
     pub synchronous: bool,
+    /// Compress segments as they arrive, as pg_receivewal does: METHOD is none, gzip, lz4
+    /// or zstd, DETAIL a level (gzip:9, zstd:level=19, lz4:1); a bare number is a gzip
+    /// level (0 = none). Files are NAME.gz, NAME.lz4 or NAME.zst (NAME.c.partial while
+    /// receiving), readable by gzip, lz4 and zstd. lz4 has one speed at every level.
+    #[arg(
+        short = 'Z',
+        long = "compress",
+        value_name = "METHOD[:DETAIL]",
+        value_parser = parse_compression
+    )]
+    pub compress: Option<CompressionSpec>,
+}
+
+/// `-Z` / `--compress`: pg_receivewal's `METHOD[:DETAIL]` syntax, parsed by
+/// [`CompressionSpec`]'s grammar (the one place that knows it). A refusal is a usage error
+/// (exit 2) whose message names what is wrong.
+///
+/// # Errors
+/// The grammar's message, e.g. `unrecognized compression algorithm: "brotli"` or
+/// `compression algorithm "gzip" expects a compression level between 1 and 9`.
+pub fn parse_compression(text: &str) -> Result<CompressionSpec, SpecError> {
+    text.parse()
 }
 
 /// The application name pgwalrus sends unless the connection string sets one.
@@ -274,6 +333,59 @@ mod tests {
         assert_eq!(args.endpos, Some(pgwalrus_wal::Lsn(0x300_0000)));
         assert_eq!(args.status_interval, 0);
         assert!(Cli::try_parse_from(["pgwalrus", "receive", "-D", "x", "-E", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn compress_takes_pg_receivewal_syntax_and_refuses_bad_input_naming_it() {
+        use pgwalrus_archive::compress::Compression;
+        let parse = |z: &str| {
+            Cli::try_parse_from(["pgwalrus", "receive", "-D", "x", "-Z", z]).map(|cli| {
+                let Command::Receive(args) = cli.command else {
+                    panic!("not receive")
+                };
+                args.compress.expect("-Z given")
+            })
+        };
+        let ok = [
+            ("gzip:9", Some(Compression::Gzip), 9),
+            ("zstd:level=3", Some(Compression::Zstd), 3),
+            ("zstd", Some(Compression::Zstd), 3),
+            ("lz4", Some(Compression::Lz4), 0),
+            ("lz4:1", Some(Compression::Lz4), 1),
+            ("5", Some(Compression::Gzip), 5),
+            ("0", None, 0),
+            ("none", None, 0),
+        ];
+        for (z, method, level) in ok {
+            let spec = parse(z).unwrap_or_else(|e| panic!("{z}: {e}"));
+            assert_eq!(
+                (spec.method(), spec.effective_level()),
+                (method, level),
+                "{z}"
+            );
+        }
+        let long =
+            Cli::try_parse_from(["pgwalrus", "receive", "-D", "x", "--compress=gzip"]).unwrap();
+        let Command::Receive(args) = long.command else {
+            panic!("not receive")
+        };
+        assert_eq!(
+            args.compress.and_then(|c| c.method()),
+            Some(Compression::Gzip)
+        );
+        for (z, says) in [
+            ("brotli", "unrecognized compression algorithm: \"brotli\""),
+            ("gzip:10", "between 1 and 9"),
+            ("none:3", "does not accept a compression level"),
+            ("zstd:level=fast", "must be an integer"),
+            ("gzip:speed=1", "unrecognized compression option: \"speed\""),
+        ] {
+            let err = parse(z).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{z}");
+            let text = err.to_string();
+            assert!(text.contains(says), "{z}: {text}");
+            assert!(text.contains("--compress"), "{z}: {text}");
+        }
     }
 
     #[test]

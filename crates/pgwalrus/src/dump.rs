@@ -19,15 +19,28 @@ use crate::walk::{Event, WalkOptions, split_file_argument, walk};
 /// printed on stderr as they are met, as pg_waldump does).
 pub fn run(args: &DumpArgs) -> Outcome {
     let (dir, only_file) = if args.path.is_file() {
-        let (dir, name) = split_file_argument(&args.path)
-            .ok_or_else(|| Failure::msg(Exit::Config, format!("invalid file name \"{}\"", args.path.display())))?;
+        let (dir, name) = split_file_argument(&args.path).ok_or_else(|| {
+            Failure::msg(
+                Exit::Config,
+                format!("invalid file name \"{}\"", args.path.display()),
+            )
+        })?;
         (dir, Some(name))
     } else {
         (args.path.clone(), None)
     };
-    let options = WalkOptions { dir, only_file, timeline: args.timeline, start: args.start, end: args.end };
-    let rmgrs: Option<Vec<String>> =
-        args.rmgr.as_ref().map(|list| list.split(',').map(|r| r.trim().to_ascii_lowercase()).collect());
+    let options = WalkOptions {
+        dir,
+        only_file,
+        timeline: args.timeline,
+        start: args.start,
+        end: args.end,
+    };
+    let rmgrs: Option<Vec<String>> = args.rmgr.as_ref().map(|list| {
+        list.split(',')
+            .map(|r| r.trim().to_ascii_lowercase())
+            .collect()
+    });
     let mut stats = args.stats.map(|_| WalStats::new());
     let mut major = None;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -77,17 +90,31 @@ pub fn run(args: &DumpArgs) -> Outcome {
             problems += 1;
             let _ = stdout.flush();
             let at = p.lsn.map_or_else(String::new, |l| format!(" at {l}"));
-            let file = p.file.as_deref().map_or_else(String::new, |f| format!(" in {f}"));
-            let _ = writeln!(std::io::stderr().lock(), "pgwalrus: error{at}{file}: {}", p.message);
+            let file = p
+                .file
+                .as_deref()
+                .map_or_else(String::new, |f| format!(" in {f}"));
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "pgwalrus: error{at}{file}: {}",
+                p.message
+            );
         }
         Event::Segment { .. } => {}
     })?;
     if let (Some(stats), Some(major)) = (stats, major) {
-        let _ = stdout.write_all(stats.render(major, args.stats == Some(StatsKind::Record)).as_bytes());
+        let _ = stdout.write_all(
+            stats
+                .render(major, args.stats == Some(StatsKind::Record))
+                .as_bytes(),
+        );
     }
     let _ = stdout.flush();
     if problems > 0 {
-        return Err(Failure::msg(Exit::PROBLEMS_FOUND, format!("{problems} problem(s) while reading the WAL")));
+        return Err(Failure::msg(
+            Exit::PROBLEMS_FOUND,
+            format!("{problems} problem(s) while reading the WAL"),
+        ));
     }
     Ok(())
 }

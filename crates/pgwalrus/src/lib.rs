@@ -11,6 +11,7 @@
 //! - [`logging`]: log output.
 //! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, the runtime.
 //! - [`receiver`]: the receive loop (policy core, writer thread, driver, progress).
+//! - [`restore`]: `pgwalrus restore`, the `restore_command`: checked, atomic, prefetching.
 //! - [`verify`]: `pgwalrus verify`, the archive checker.
 //! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
 
@@ -23,5 +24,6 @@ pub mod failure;
 pub mod logging;
 pub mod receive;
 pub mod receiver;
+pub mod restore;
 pub mod verify;
 pub mod walk;

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = e.print();
-            return if e.use_stderr() {
+            return if e.use_stderr() && pgwalrus::restore::invoked(std::env::args_os()) {
+                // A restore_command that cannot run must stop recovery, not end it.
+                Exit::AbortRecovery.into()
+            } else if e.use_stderr() {
                 Exit::Config.into()
             } else {
                 Exit::Ok.into()
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Command::Receive(args) => pgwalrus::receive::run(&args, cli.quiet),
         Command::Verify(args) => pgwalrus::verify::run(&args, cli.quiet),
         Command::Dump(args) => pgwalrus::dump::run(&args),
+        Command::Restore(args) => pgwalrus::restore::run(&args),
     };
     match outcome {
         Ok(()) => Exit::Ok.into(),

@@ -5,8 +5,12 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use pgwalrus_archive::Durability;
+use pgwalrus_archive::compress::Compression;
 use pgwalrus_client::connect;
-use tracing::info;
+use tracing::{info, warn};
+
+/// lz4 levels from here up are liblz4's high-compression (HC) mode.
+const LZ4_HC_LEVELS: i32 = 3;
 
 use crate::cli::ReceiveArgs;
 use crate::exit::Exit;
@@ -55,6 +59,15 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
             ),
         ));
     }
+    if let Some(spec) = args.compress
+        && spec.method() == Some(Compression::Lz4)
+        && spec.effective_level() >= LZ4_HC_LEVELS
+    {
+        warn!(
+            "lz4 level {} asks for lz4's high-compression mode; pgwalrus compresses lz4 in its fast mode at every level",
+            spec.effective_level()
+        );
+    }
     let progress = if quiet {
         ProgressMode::Quiet
     } else if std::io::stderr().is_terminal() {
@@ -76,6 +89,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
             Durability::Fsync
         },
         synchronous: args.synchronous,
+        compression: args.compress.unwrap_or_default(),
         status_interval: (args.status_interval > 0)
             .then(|| Duration::from_secs(args.status_interval)),
         progress,

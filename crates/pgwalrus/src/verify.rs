@@ -29,7 +29,11 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Outcome {
     let summary = walk(&options, |event| match event {
         Event::Segment { index, count, name } => {
             if live {
-                let _ = write!(std::io::stderr().lock(), "\rverifying {name} ({}/{count})", index + 1);
+                let _ = write!(
+                    std::io::stderr().lock(),
+                    "\rverifying {name} ({}/{count})",
+                    index + 1
+                );
             }
         }
         Event::Record(..) => {}
@@ -43,13 +47,24 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Outcome {
     if live {
         let _ = writeln!(std::io::stderr().lock());
     }
-    let text = if args.json { json(&summary, &problems) } else { human(&summary) };
+    let text = if args.json {
+        json(&summary, &problems)
+    } else {
+        human(&summary)
+    };
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Failure::msg(Exit::PROBLEMS_FOUND, format!("{} problem(s) found in \"{}\"", problems.len(), args.directory.display())))
+        Err(Failure::msg(
+            Exit::PROBLEMS_FOUND,
+            format!(
+                "{} problem(s) found in \"{}\"",
+                problems.len(),
+                args.directory.display()
+            ),
+        ))
     }
 }
 
@@ -92,7 +107,9 @@ fn human(s: &Summary) -> String {
 
 /// JSON without a serde dependency: a handful of fields, strings escaped.
 fn json(s: &Summary, problems: &[Problem]) -> String {
-    let opt_lsn = |l: Option<pgwalrus_wal::Lsn>| l.map_or_else(|| "null".to_owned(), |l| quote(&l.to_string()));
+    let opt_lsn = |l: Option<pgwalrus_wal::Lsn>| {
+        l.map_or_else(|| "null".to_owned(), |l| quote(&l.to_string()))
+    };
     let opt_str = |v: Option<&str>| v.map_or_else(|| "null".to_owned(), quote);
     let mut out = String::from("{");
     let _ = write!(
@@ -100,7 +117,8 @@ fn json(s: &Summary, problems: &[Problem]) -> String {
         "\"segments\":{},\"records\":{},\"timeline\":{},\"first_file\":{},\"last_file\":{},\"first_lsn\":{},\"end_lsn\":{},\"problems\":[",
         s.segments,
         s.records,
-        s.timeline.map_or_else(|| "null".to_owned(), |t| t.to_string()),
+        s.timeline
+            .map_or_else(|| "null".to_owned(), |t| t.to_string()),
         opt_str(s.first_file.as_deref()),
         opt_str(s.last_file.as_deref()),
         opt_lsn(s.first_lsn),
@@ -114,7 +132,8 @@ fn json(s: &Summary, problems: &[Problem]) -> String {
             out,
             "{{\"file\":{},\"offset\":{},\"lsn\":{},\"message\":{}}}",
             opt_str(p.file.as_deref()),
-            p.offset.map_or_else(|| "null".to_owned(), |o| o.to_string()),
+            p.offset
+                .map_or_else(|| "null".to_owned(), |o| o.to_string()),
             opt_lsn(p.lsn),
             quote(&p.message)
         );

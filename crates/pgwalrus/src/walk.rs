@@ -91,42 +91,69 @@ pub struct Summary {
 ///
 /// # Errors
 /// A [`Failure`] (exit 2) when the walk cannot run at all: no such directory, no WAL.
-pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary, Failure> {
+pub fn walk(
+    options: &WalkOptions,
+    mut on_event: impl FnMut(Event<'_>),
+) -> Result<Summary, Failure> {
     let fs = StdFs::new();
     let dir = &options.dir;
     if !dir.is_dir() {
-        return Err(Failure::msg(Exit::Config, format!("could not access directory \"{}\"", dir.display())));
+        return Err(Failure::msg(
+            Exit::Config,
+            format!("could not access directory \"{}\"", dir.display()),
+        ));
     }
     let seg_size = detect_seg_size(&fs, dir)
         .map_err(|e| Failure::new(Exit::Config, e))?
-        .ok_or_else(|| Failure::msg(Exit::Config, format!("no WAL segment files in \"{}\"", dir.display())))?;
+        .ok_or_else(|| {
+            Failure::msg(
+                Exit::Config,
+                format!("no WAL segment files in \"{}\"", dir.display()),
+            )
+        })?;
     let plan = plan(&fs, dir, seg_size, options.timeline).map_err(|e| match e {
-        PlanError::BadHistory { .. } | PlanError::CompressedHistory { .. } => Failure::new(Exit::Config, e),
+        PlanError::BadHistory { .. } | PlanError::CompressedHistory { .. } => {
+            Failure::new(Exit::Config, e)
+        }
         other => Failure::new(Exit::Io, other),
     })?;
-    let mut summary = Summary { timeline: Some(plan.target), ..Summary::default() };
-    let mut report = |summary: &mut Summary, problem: Problem, on_event: &mut dyn FnMut(Event<'_>)| {
-        summary.problems += 1;
-        on_event(Event::Problem(&problem));
+    let mut summary = Summary {
+        timeline: Some(plan.target),
+        ..Summary::default()
     };
+    let mut report =
+        |summary: &mut Summary, problem: Problem, on_event: &mut dyn FnMut(Event<'_>)| {
+            summary.problems += 1;
+            on_event(Event::Problem(&problem));
+        };
 
     if !plan.history_found {
         let name = FileName::from(pgwalrus_wal::names::HistoryName::new(plan.target)).to_string();
         report(
             &mut summary,
-            Problem { file: Some(name.clone()), offset: None, lsn: None, message: format!("history file {name} of timeline {} is missing", plan.target) },
+            Problem {
+                file: Some(name.clone()),
+                offset: None,
+                lsn: None,
+                message: format!("history file {name} of timeline {} is missing", plan.target),
+            },
             &mut on_event,
         );
     }
 
     let segments = selected(&plan, options, seg_size);
     for gap in &plan.gaps {
-        let in_range = segments.first().is_some_and(|f| f.segno <= gap.first) && segments.last().is_some_and(|l| l.segno >= gap.last);
+        let in_range = segments.first().is_some_and(|f| f.segno <= gap.first)
+            && segments.last().is_some_and(|l| l.segno >= gap.last);
         if !in_range {
             continue;
         }
-        let first = pgwalrus_wal::names::SegmentName::new(gap.tli, gap.first, seg_size).map(|n| n.to_string()).unwrap_or_default();
-        let last = pgwalrus_wal::names::SegmentName::new(gap.tli, gap.last, seg_size).map(|n| n.to_string()).unwrap_or_default();
+        let first = pgwalrus_wal::names::SegmentName::new(gap.tli, gap.first, seg_size)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let last = pgwalrus_wal::names::SegmentName::new(gap.tli, gap.last, seg_size)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         let message = if gap.first == gap.last {
             format!("missing segment {first}")
         } else {
@@ -134,7 +161,12 @@ pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Resul
         };
         report(
             &mut summary,
-            Problem { file: Some(first), offset: None, lsn: gap.first.start_lsn(seg_size), message },
+            Problem {
+                file: Some(first),
+                offset: None,
+                lsn: gap.first.start_lsn(seg_size),
+                message,
+            },
             &mut on_event,
         );
     }
@@ -146,7 +178,11 @@ pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Resul
     let expectations = Expectations::default().with_history(plan.history.clone());
     for (index, segment) in segments.iter().enumerate() {
         let name = segment.name.to_string();
-        on_event(Event::Segment { index, count, name: &name });
+        on_event(Event::Segment {
+            index,
+            count,
+            name: &name,
+        });
         summary.segments += 1;
         summary.first_file.get_or_insert_with(|| name.clone());
         summary.last_file = Some(name.clone());
@@ -161,7 +197,16 @@ pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Resul
         let bytes = match reader::read_segment(&fs, dir, segment.name) {
             Ok(bytes) => bytes,
             Err(e) => {
-                report(&mut summary, Problem { file: Some(name.clone()), offset: None, lsn: Some(start), message: format!("{e}") }, &mut on_event);
+                report(
+                    &mut summary,
+                    Problem {
+                        file: Some(name.clone()),
+                        offset: None,
+                        lsn: Some(start),
+                        message: format!("{e}"),
+                    },
+                    &mut on_event,
+                );
                 decoder = None;
                 continue;
             }
@@ -206,7 +251,12 @@ pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Resul
             let (file, offset) = locate(&segments, e.lsn, seg_size, &name);
             report(
                 &mut summary,
-                Problem { file: Some(file), offset: Some(offset), lsn: Some(e.lsn), message: e.kind.to_string() },
+                Problem {
+                    file: Some(file),
+                    offset: Some(offset),
+                    lsn: Some(e.lsn),
+                    message: e.kind.to_string(),
+                },
                 &mut on_event,
             );
             if e.lsn >= start {
@@ -225,23 +275,39 @@ pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Resul
             let end = d.end_of_wal().cloned();
             let problem = match end {
                 // A complete file must hold valid WAL to its end.
-                Some(EndOfWal { reason: EndReason::Invalid(e), .. }) if !segment.name.is_partial() => {
-                    Some((e.lsn, e.kind.to_string()))
-                }
-                Some(EndOfWal { lsn, reason: EndReason::Zeros }) if !segment.name.is_partial() => {
-                    Some((lsn, "zeros where WAL should continue in a complete segment".to_owned()))
-                }
+                Some(EndOfWal {
+                    reason: EndReason::Invalid(e),
+                    ..
+                }) if !segment.name.is_partial() => Some((e.lsn, e.kind.to_string())),
+                Some(EndOfWal {
+                    lsn,
+                    reason: EndReason::Zeros,
+                }) if !segment.name.is_partial() => Some((
+                    lsn,
+                    "zeros where WAL should continue in a complete segment".to_owned(),
+                )),
                 // An incomplete segment in the middle of the archive: WAL between its end and
                 // the next file is missing.
                 Some(EndOfWal { lsn, .. }) if !last => Some((
                     lsn,
-                    format!("segment is incomplete (valid WAL ends at {lsn}) but later segments exist"),
+                    format!(
+                        "segment is incomplete (valid WAL ends at {lsn}) but later segments exist"
+                    ),
                 )),
                 _ => None,
             };
             if let Some((lsn, message)) = problem {
                 let (file, offset) = locate(&segments, lsn, seg_size, &name);
-                report(&mut summary, Problem { file: Some(file), offset: Some(offset), lsn: Some(lsn), message }, &mut on_event);
+                report(
+                    &mut summary,
+                    Problem {
+                        file: Some(file),
+                        offset: Some(offset),
+                        lsn: Some(lsn),
+                        message,
+                    },
+                    &mut on_event,
+                );
             }
         }
     }
@@ -249,7 +315,11 @@ pub fn walk(options: &WalkOptions, mut on_event: impl FnMut(Event<'_>)) -> Resul
 }
 
 /// The planned segments within the requested range (or the one requested file).
-fn selected(plan: &ArchivePlan, options: &WalkOptions, seg_size: WalSegSize) -> Vec<pgwalrus_archive::plan::PlannedSegment> {
+fn selected(
+    plan: &ArchivePlan,
+    options: &WalkOptions,
+    seg_size: WalSegSize,
+) -> Vec<pgwalrus_archive::plan::PlannedSegment> {
     if let Some(file) = options.only_file.as_deref() {
         // A named file is read whatever timeline recovery would prefer.
         return match FileName::parse(file, seg_size) {
@@ -263,23 +333,49 @@ fn selected(plan: &ArchivePlan, options: &WalkOptions, seg_size: WalSegSize) -> 
     }
     plan.segments
         .iter()
-        .filter(|s| options.only_file.as_deref().is_none_or(|f| s.name.to_string() == f))
-        .filter(|s| options.start.is_none_or(|start| s.segno >= start.segno(seg_size)))
+        .filter(|s| {
+            options
+                .only_file
+                .as_deref()
+                .is_none_or(|f| s.name.to_string() == f)
+        })
+        .filter(|s| {
+            options
+                .start
+                .is_none_or(|start| s.segno >= start.segno(seg_size))
+        })
         .filter(|s| options.end.is_none_or(|end| s.segno <= end.segno(seg_size)))
         .cloned()
         .collect()
 }
 
 /// File name and byte offset of `lsn` among the walked segments.
-fn locate(segments: &[pgwalrus_archive::plan::PlannedSegment], lsn: Lsn, seg_size: WalSegSize, fallback: &str) -> (String, u64) {
+fn locate(
+    segments: &[pgwalrus_archive::plan::PlannedSegment],
+    lsn: Lsn,
+    seg_size: WalSegSize,
+    fallback: &str,
+) -> (String, u64) {
     let segno = lsn.segno(seg_size);
-    let file = segments.iter().find(|s| s.segno == segno).map_or_else(|| fallback.to_owned(), |s| s.name.to_string());
+    let file = segments
+        .iter()
+        .find(|s| s.segno == segno)
+        .map_or_else(|| fallback.to_owned(), |s| s.name.to_string());
     (file, u64::from(lsn.segment_offset(seg_size)))
 }
 
 /// A file argument: its directory and file name.
 pub fn split_file_argument(path: &Path) -> Option<(PathBuf, String)> {
     let name = path.file_name()?.to_str()?.to_owned();
-    let dir = path.parent().map_or_else(|| PathBuf::from("."), |p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_owned() });
+    let dir = path.parent().map_or_else(
+        || PathBuf::from("."),
+        |p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_owned()
+            }
+        },
+    );
     Some((dir, name))
 }

@@ -137,6 +137,7 @@ impl<R: Read> Decoder<R> {
             Compression::Gzip => DecoderInner::Gzip(Box::new(GzipDriver {
                 input: Input::new(source),
                 inflate: None,
+                damage: None,
             })),
             Compression::Lz4 => DecoderInner::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(
                 BufReader::with_capacity(
@@ -149,14 +150,17 @@ impl<R: Read> Decoder<R> {
                 ),
             ))),
             Compression::Zstd => {
-                let mut dctx = zstd_safe::DCtx::try_create()
-                    .ok_or_else(|| io::Error::other("cannot create a zstd decompression context"))?;
-                dctx.init().map_err(|code| io::Error::other(zstd_safe::get_error_name(code)))?;
+                let mut dctx = zstd_safe::DCtx::try_create().ok_or_else(|| {
+                    io::Error::other("cannot create a zstd decompression context")
+                })?;
+                dctx.init()
+                    .map_err(|code| io::Error::other(zstd_safe::get_error_name(code)))?;
                 DecoderInner::Zstd(Box::new(ZstdDriver {
                     input: Input::new(source),
                     dctx,
                     want: ZSTD_FIRST_FEED,
                     in_frame: false,
+                    draining: false,
                 }))
             }
         };
@@ -259,7 +263,12 @@ impl<R: Read> Input<R> {
                 }
             }
         }
-        Ok(self.buf.get(self.pos..self.len).unwrap_or_default())
+        Ok(self.buffered())
+    }
+
+    /// The buffered bytes not yet consumed.
+    fn buffered(&self) -> &[u8] {
+        self.buf.get(self.pos..self.len).unwrap_or_default()
     }
 
     fn consume(&mut self, n: usize) {
@@ -272,10 +281,15 @@ struct GzipDriver<R> {
     input: Input<R>,
     /// The member being decoded; `None` between members.
     inflate: Option<flate2::Decompress>,
+    /// Damage met by a call that also decoded bytes: reported by the next call.
+    damage: Option<StreamEnd>,
 }
 
 impl<R: Read> GzipDriver<R> {
     fn read(&mut self, buf: &mut [u8]) -> Step {
+        if let Some(end) = self.damage.take() {
+            return Ok(Err(end));
+        }
         loop {
             let input = self.input.available(1)?;
             if input.is_empty() {
@@ -294,8 +308,8 @@ impl<R: Read> GzipDriver<R> {
             self.input.consume(consumed);
             match result {
                 // The bytes decoded before the damage count; the damage is reported next.
-                Err(_) if produced > 0 => {
-                    self.inflate = None;
+                Err(e) if produced > 0 => {
+                    self.damage = Some(StreamEnd::Corrupt(DecodeError::new(e)));
                     return Ok(Ok(produced.min(buf.len())));
                 }
                 Err(e) => return Ok(Err(StreamEnd::Corrupt(DecodeError::new(e)))),
@@ -316,9 +330,15 @@ impl<R: Read> GzipDriver<R> {
 
 /// The first feed of a zstd frame: its magic number.
 const ZSTD_FIRST_FEED: usize = 4;
+/// A zstd block header.
+const ZSTD_BLOCK_HEADER: usize = 3;
 
-/// zstd: `ZSTD_decompressStream`, fed no more than it asks for, so one call decodes at
-/// most one block and a damaged block cannot take its predecessors' output with it.
+/// zstd: `ZSTD_decompressStream`, fed so that a damaged block cannot take the output of
+/// the blocks before it along. zstd reports no output from a call that fails, and when it
+/// asks for a block's body it asks for the next block's header too, to parse it in the
+/// same call; so each call gets at most what was asked for minus a block header (the
+/// header then comes alone, in a call of its own), and a call that filled the output
+/// buffer is followed by one with no input, which only drains what zstd still holds.
 struct ZstdDriver<R> {
     input: Input<R>,
     dctx: zstd_safe::DCtx<'static>,
@@ -326,23 +346,38 @@ struct ZstdDriver<R> {
     want: usize,
     /// A frame was started and not finished.
     in_frame: bool,
+    /// The last call filled the output buffer: zstd may hold more decoded bytes.
+    draining: bool,
 }
 
 impl<R: Read> ZstdDriver<R> {
     fn read(&mut self, buf: &mut [u8]) -> Step {
         loop {
-            let want = self.want.max(1);
-            let input = self.input.available(want)?;
-            if input.is_empty() && !self.in_frame {
-                return Ok(Ok(0));
-            }
-            let feed = input.get(..want.min(input.len())).unwrap_or_default();
-            let at_end = input.len() <= want && self.input.eof;
-            let mut src = zstd_safe::InBuffer::around(feed);
+            let feed = if self.draining {
+                0
+            } else {
+                let want = if self.want > ZSTD_BLOCK_HEADER {
+                    self.want - ZSTD_BLOCK_HEADER
+                } else {
+                    self.want.max(1)
+                };
+                let buffered = self.input.available(want)?.len();
+                if buffered == 0 {
+                    return Ok(if self.in_frame {
+                        Err(StreamEnd::Truncated)
+                    } else {
+                        Ok(0)
+                    });
+                }
+                want.min(buffered)
+            };
+            let input = self.input.buffered();
+            let mut src = zstd_safe::InBuffer::around(input.get(..feed).unwrap_or_default());
             let mut dst = zstd_safe::OutBuffer::around(&mut *buf);
             let result = self.dctx.decompress_stream(&mut dst, &mut src);
             let (consumed, produced) = (src.pos(), dst.pos());
             self.input.consume(consumed);
+            self.draining = produced == buf.len();
             match result {
                 Err(code) => {
                     return Ok(Err(StreamEnd::Corrupt(DecodeError::new(
@@ -356,14 +391,6 @@ impl<R: Read> ZstdDriver<R> {
             }
             if produced > 0 {
                 return Ok(Ok(produced));
-            }
-            if consumed == 0 && at_end {
-                // Nothing more will come: a frame was cut short.
-                return Ok(if self.in_frame {
-                    Err(StreamEnd::Truncated)
-                } else {
-                    Ok(0)
-                });
             }
         }
     }
@@ -548,7 +575,9 @@ impl Lz4Framing {
                 | Phase::BlockData
                 | Phase::ContentChecksum
                 | Phase::SkippableData => {
-                    let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
+                    let n = usize::try_from(self.skip)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
                     bytes = bytes.get(n..).unwrap_or_default();
                     self.skip -= n as u64;
                 }
@@ -560,10 +589,6 @@ impl Lz4Framing {
                     other => other,
                 };
             }
-        }
-        // A frame whose end mark has no content checksum ends at once.
-        if self.skip == 0 && self.phase == Phase::ContentChecksum {
-            self.phase = Phase::Magic;
         }
     }
 }

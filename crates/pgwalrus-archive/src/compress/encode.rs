@@ -167,7 +167,9 @@ impl Encoder {
 
     fn check_open(&self) -> io::Result<()> {
         if self.finished {
-            return Err(io::Error::other("the compressed stream is already finished"));
+            return Err(io::Error::other(
+                "the compressed stream is already finished",
+            ));
         }
         Ok(())
     }

@@ -190,7 +190,10 @@ fn compressed_files_are_read_too() {
     id.check_server(SYSID, SEG).unwrap();
     let e = id.check_server(OTHER, SEG).unwrap_err();
     assert!(matches!(e, Error::SystemIdMismatch { .. }), "{e}");
-    assert!(e.to_string().contains("000000010000000000000005.zst"), "{e}");
+    assert!(
+        e.to_string().contains("000000010000000000000005.zst"),
+        "{e}"
+    );
 
     // Another cluster's WAL in a compressed partial of a pg_receivewal directory.
     let fs = sim();
@@ -205,15 +208,15 @@ fn compressed_files_are_read_too() {
 #[test]
 fn a_complete_compressed_segment_that_does_not_decompress_stops() {
     let fs = sim();
-    fs.put_file(dir_path("000000010000000000000004.gz"), b"\x1f\x8b\x08\x00garbage garbage garbage garbage garbage");
     fs.put_file(
-        dir_path("000000010000000000000005"),
-        &{
-            let mut seg = vec![0u8; FULL];
-            seg[..40].copy_from_slice(&long_header(SYSID, SEG.bytes(), 1, seg_start(5)));
-            seg
-        },
+        dir_path("000000010000000000000004.gz"),
+        b"\x1f\x8b\x08\x00garbage garbage garbage garbage garbage",
     );
+    fs.put_file(dir_path("000000010000000000000005"), &{
+        let mut seg = vec![0u8; FULL];
+        seg[..40].copy_from_slice(&long_header(SYSID, SEG.bytes(), 1, seg_start(5)));
+        seg
+    });
     let id = identity_of(&fs);
     assert!(
         matches!(

@@ -2,9 +2,14 @@
 
 use super::*;
 use crate::fs::{SimFs, StdFs};
-use crate::test_support::{SEG, TempDir, dir, dir_path, seg_start, sim, tli};
+use crate::test_support::{
+    SEG, TempDir, compressed, compressed_unfinished, dir, dir_path, seg_start, sim, tli,
+};
+use pgwalrus_wal::names::Compression;
 
 const FULL: u64 = 1 << 20;
+/// For a compressed name: bytes that do not decode at all.
+const GARBAGE: u64 = u64::MAX;
 
 /// A case: what it shows, the directory (name, length), the expected outcome.
 type Case = (&'static str, &'static [(&'static str, u64)], Expect);
@@ -18,14 +23,31 @@ enum Expect {
         partial: Option<&'static str>,
     },
     WrongSize(&'static str, u64),
+    WrongUncompressed(&'static str, u64),
+    Undecodable(&'static str),
     Oversized(&'static str),
     Foreign(&'static str),
 }
 
+/// A directory with these files. For an uncompressed name the length is the file's; for a
+/// compressed one it is the length of its content (zeros): a finished stream for a
+/// complete name, an unfinished one for a `.partial` — or [`GARBAGE`].
 fn fs_with(files: &[(&str, u64)]) -> SimFs {
     let fs = sim();
     for (name, len) in files {
-        fs.put_file(dir_path(name), &vec![0u8; *len as usize]);
+        let method = Compression::ALL.into_iter().find(|c| {
+            let suffix = c.suffix();
+            name.ends_with(suffix) || name.ends_with(&format!("{suffix}.partial"))
+        });
+        let content = match method {
+            None => vec![0u8; *len as usize],
+            Some(_) if *len == GARBAGE => b"\x1f\x8b this is not compressed data".to_vec(),
+            Some(c) if name.ends_with(".partial") => {
+                compressed_unfinished(c, &vec![0u8; *len as usize])
+            }
+            Some(c) => compressed(c, &vec![0u8; *len as usize]),
+        };
+        fs.put_file(dir_path(name), &content);
     }
     fs
 }
@@ -144,9 +166,9 @@ fn resume_rules_table() {
         (
             "compressed complete segments count by name",
             &[
-                ("000000010000000000000005.gz", 100),
-                ("000000010000000000000006.lz4", 100),
-                ("000000010000000000000007.zst", 100),
+                ("000000010000000000000005.gz", FULL),
+                ("000000010000000000000006.lz4", FULL),
+                ("000000010000000000000007.zst", FULL),
             ],
             Start {
                 tli: 1,
@@ -157,7 +179,7 @@ fn resume_rules_table() {
         (
             "compressed partial",
             &[
-                ("000000010000000000000005.zst", 100),
+                ("000000010000000000000005.zst", FULL),
                 ("000000010000000000000006.gz.partial", 10),
             ],
             Start {
@@ -173,6 +195,57 @@ fn resume_rules_table() {
                 tli: 1,
                 segno: 9,
                 partial: Some("000000010000000000000009.lz4.partial"),
+            },
+        ),
+        (
+            "mixed methods: uncompressed, gzip, lz4, then a zstd partial",
+            &[
+                ("000000010000000000000004", FULL),
+                ("000000010000000000000005.gz", FULL),
+                ("000000010000000000000006.lz4", FULL),
+                ("000000010000000000000007.zst.partial", 5000),
+            ],
+            Start {
+                tli: 1,
+                segno: 7,
+                partial: Some("000000010000000000000007.zst.partial"),
+            },
+        ),
+        (
+            "pg_receivewal's gzip partial next to a complete segment of an earlier run",
+            &[
+                ("000000010000000000000006", FULL),
+                ("000000010000000000000007.gz.partial", 0),
+            ],
+            Start {
+                tli: 1,
+                segno: 7,
+                partial: Some("000000010000000000000007.gz.partial"),
+            },
+        ),
+        (
+            "a complete compressed winner must hold a whole segment",
+            &[("000000010000000000000007.lz4", FULL - 8192)],
+            WrongUncompressed("000000010000000000000007.lz4", FULL - 8192),
+        ),
+        (
+            "a complete compressed winner must decode",
+            &[
+                ("000000010000000000000006", FULL),
+                ("000000010000000000000007.gz", GARBAGE),
+            ],
+            Undecodable("000000010000000000000007.gz"),
+        ),
+        (
+            "older complete compressed segments are not decompressed at every start",
+            &[
+                ("000000010000000000000006.zst", GARBAGE),
+                ("000000010000000000000007.gz", FULL),
+            ],
+            Start {
+                tli: 1,
+                segno: 8,
+                partial: None,
             },
         ),
         (
@@ -246,6 +319,18 @@ fn resume_rules_table() {
                 assert!(e.to_string().contains(name), "{what}: {e}");
                 assert!(e.to_string().contains(&size.to_string()), "{what}: {e}");
             }
+            (WrongUncompressed(name, size), Err(e)) => {
+                assert!(
+                    matches!(&e, Error::WrongUncompressedSize { path, size: s, .. }
+                        if *path == dir_path(name) && s == size),
+                    "{what}: {e}"
+                );
+                assert!(e.to_string().contains(name), "{what}: {e}");
+            }
+            (Undecodable(name), Err(e)) => assert!(
+                matches!(&e, Error::Decompress { path, .. } if *path == dir_path(name)),
+                "{what}: {e}"
+            ),
             (Oversized(name), Err(e)) => assert!(
                 matches!(&e, Error::OversizedPartial { path, .. } if *path == dir_path(name)),
                 "{what}: {e}"

@@ -60,7 +60,10 @@ impl<Fi: ArchiveFile> CompressedSegment<Fi> {
         level: i32,
         seg_size: WalSegSize,
     ) -> Result<Self> {
-        let partial = name.not_temporary().with_compression(Some(method)).partial();
+        let partial = name
+            .not_temporary()
+            .with_compression(Some(method))
+            .partial();
         let partial_path = dir.join(partial.to_string());
         let replaces = match fs.file_len(&partial_path) {
             Ok(_) => {
@@ -105,7 +108,9 @@ impl<Fi: ArchiveFile> CompressedSegment<Fi> {
     ///
     /// [`Error::Compress`]; [`Error::Io`] with [`Op::Write`] (ENOSPC included).
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.encoder.write(bytes).map_err(|e| self.compress_error(e))?;
+        self.encoder
+            .write(bytes)
+            .map_err(|e| self.compress_error(e))?;
         self.fed += bytes.len() as u64;
         self.drain()
     }

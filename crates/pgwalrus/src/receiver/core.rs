@@ -117,10 +117,16 @@ impl ReceiverCore {
     }
 
     /// Call first, right after START_REPLICATION succeeded: the initial status update, as
-    /// pg_receivewal sends, so the server sees our position at once.
+    /// pg_receivewal sends, so the server sees our position at once; and a stop when the
+    /// archive already holds everything up to `--endpos` (the start is a segment boundary
+    /// with complete segments before it), since no WAL may ever arrive to trigger one.
     pub fn on_start(&mut self, now: Instant) -> Actions {
         let mut out = Actions::new();
         out.push(self.status(now, false));
+        if self.endpos.is_some_and(|e| self.flush >= e) {
+            self.endpos = None;
+            out.push(Action::Stop);
+        }
         out
     }
 
@@ -451,6 +457,29 @@ mod tests {
         assert_eq!(collect(core.on_synced(lsn(200), t0)), vec![Action::Stop]);
         // Stop is said once.
         assert!(core.on_flushed(lsn(300), t0).is_empty());
+    }
+
+    #[test]
+    fn endpos_before_the_start_stops_without_waiting_for_data() {
+        let t0 = Instant::now();
+        let mut core =
+            ReceiverCore::new(policy(false, false), lsn(0x90_0000), Some(lsn(0x8F_0000)));
+        assert_eq!(
+            collect(core.on_start(t0)),
+            vec![
+                Action::SendStatus {
+                    write: lsn(0x90_0000),
+                    flush: Lsn::INVALID,
+                    reply_requested: false
+                },
+                Action::Stop
+            ]
+        );
+        // Stop is said once.
+        assert!(core.on_data(lsn(0x90_1000), t0).is_empty());
+        let mut core =
+            ReceiverCore::new(policy(false, false), lsn(0x90_0000), Some(lsn(0x90_0001)));
+        assert_eq!(core.on_start(t0).len(), 1, "endpos ahead: stream");
     }
 
     #[test]

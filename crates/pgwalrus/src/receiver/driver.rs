@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use pgwalrus_archive::{Durability, Error as ArchiveError, StdFs, durable, identity, resume};
+use pgwalrus_archive::{
+    CompressionSpec, Durability, Error as ArchiveError, StdFs, durable, identity, resume,
+};
 use pgwalrus_client::config::Config;
 use pgwalrus_client::{
     Connection, Error as ClientError, ReplicationMessage, ReplicationStream, connect,
@@ -54,6 +56,8 @@ pub struct ReceiveSettings {
     pub durability: Durability,
     /// `--synchronous`.
     pub synchronous: bool,
+    /// `-Z`: how new segments are compressed (in the writer thread).
+    pub compression: CompressionSpec,
     /// `-s`; `None` for 0.
     pub status_interval: Option<Duration>,
     /// Progress output.
@@ -240,6 +244,7 @@ async fn session(
         prepared.seg_size,
         settings.durability,
         settings.synchronous,
+        settings.compression,
     )
     .map_err(|e| {
         SessionError::fatal(
@@ -404,11 +409,17 @@ fn client_error(e: ClientError) -> SessionError {
     }
 }
 
-/// Archive errors: another cluster is exit 3; a full disk or a failed fsync is retried
-/// (the slot still holds the WAL; streaming restarts from the last durable position); any
-/// other local I/O problem is exit 5.
+/// Archive errors: another cluster is exit 3, and so is a segment file whose size no
+/// segment of this cluster can have (docs/failure-modes.md); a full disk or a failed fsync
+/// is retried (the slot still holds the WAL; streaming restarts from the last durable
+/// position); any other local I/O problem is exit 5.
 fn archive_error(e: ArchiveError) -> SessionError {
-    if e.is_cluster_mismatch() {
+    if e.is_cluster_mismatch()
+        || matches!(
+            e,
+            ArchiveError::WrongSegmentSize { .. } | ArchiveError::OversizedPartial { .. }
+        )
+    {
         return SessionError::fatal(Exit::OtherCluster, e);
     }
     if e.is_no_space() || e.is_poisoning() || e.is_poisoned() || e.is_discontinuity() {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use pgwalrus_archive::{ArchiveWriter, Durability, Error as ArchiveError, StdFs};
+use pgwalrus_archive::{ArchiveWriter, CompressionSpec, Durability, Error as ArchiveError, StdFs};
 use pgwalrus_wal::names::SegmentName;
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tokio::sync::mpsc;
@@ -79,7 +79,7 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Starts the writer thread for `dir`.
+    /// Starts the writer thread for `dir`, compressing new segments as `compression` says.
     ///
     /// # Errors
     /// The thread could not be spawned.
@@ -88,10 +88,14 @@ impl WriterHandle {
         seg_size: WalSegSize,
         durability: Durability,
         synchronous: bool,
+        compression: CompressionSpec,
     ) -> std::io::Result<WriterHandle> {
         let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE_DEPTH);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let writer = ArchiveWriter::new(StdFs::new(), dir, seg_size, durability);
+        // Compression runs here, on the writer thread, behind the bounded queue: the network
+        // side never waits on the compressor except through the queue.
+        let writer = ArchiveWriter::new(StdFs::new(), dir, seg_size, durability)
+            .with_compression(compression);
         let thread = std::thread::Builder::new()
             .name("pgwalrus-writer".into())
             .spawn(move || run(writer, cmd_rx, ev_tx, synchronous))?;

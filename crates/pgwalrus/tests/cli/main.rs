@@ -13,10 +13,14 @@
 //! * [`receive_errors`] — exit codes 1, 3 and 4, with the archive untouched;
 //! * [`receive_slots`] — slot creation and dropping, feedback;
 //! * [`receive_sync`] — `--synchronous`;
+//! * [`receive_timeline`] — following a promotion to the next timeline;
+//! * [`compress`] — `-Z` gzip, lz4 and zstd: the standard tools and `pg_receivewal` 15 as
+//!   oracles, `kill -9`, cut `.partial` files, archives that change method;
 //!
 //! and [`verify`] (`pgwalrus verify` and `dump` over real WAL), with helpers in [`receive_support`] and [`support`].
 
 mod check;
+mod compress;
 mod receive_basic;
 mod receive_crash;
 mod receive_errors;
@@ -24,5 +28,7 @@ mod receive_interop;
 mod receive_slots;
 mod receive_support;
 mod receive_sync;
+mod receive_timeline;
+mod restore;
 mod support;
 mod verify;

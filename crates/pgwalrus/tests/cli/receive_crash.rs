@@ -37,6 +37,8 @@ fn receive_survives_kill9_at_random_moments_without_gap_or_difference() {
     let load = background_load(&f.c);
     let start = f.current_lsn();
 
+    // How many runs were killed while streaming, and after completing a segment.
+    let (mut streaming, mut completing) = (0, 0);
     for i in 0..KILLS {
         // Alternate the modes: plain, with the slot, synchronous with the slot.
         let args: &[&str] = match i % 3 {
@@ -47,13 +49,22 @@ fn receive_survives_kill9_at_random_moments_without_gap_or_difference() {
         let mut r = f.receive(args);
         // From "just exec'd" (before connecting) to well into streaming.
         std::thread::sleep(Duration::from_millis(rng.range(0, 700)));
-        assert!(
-            r.is_running(),
-            "run {i} exited by itself:\n{}",
-            r.stderr()
-        );
+        assert!(r.is_running(), "run {i} exited by itself:\n{}", r.stderr());
         r.kill9();
+        let log = r.stderr();
+        streaming += usize::from(log.contains("starting log streaming"));
+        completing += usize::from(log.contains("completed segment"));
     }
+    #[allow(clippy::print_stderr, reason = "coverage of the random kills")]
+    {
+        eprintln!(
+            "{KILLS} kills: {streaming} while streaming, {completing} after completing a segment"
+        );
+    }
+    assert!(
+        streaming >= KILLS / 2,
+        "only {streaming} of {KILLS} runs were killed while streaming"
+    );
     assert!(
         f.current_lsn().0 - start.0 > 2 * f.seg_size,
         "the load wrote too little WAL to cross segments"

@@ -71,7 +71,8 @@ fn receive_continues_pg_receivewal_directories_and_pg_receivewal_continues_ours(
     r.expect_exit(0, PATIENCE);
     let ours = f.archive_segments();
     assert!(
-        ours.last().is_some_and(|s| s.partial && s.segno > theirs.last().unwrap().segno),
+        ours.last()
+            .is_some_and(|s| s.partial && s.segno > theirs.last().unwrap().segno),
         "{ours:?}"
     );
     f.assert_complete_and_identical(2);
@@ -87,6 +88,9 @@ fn receive_continues_pg_receivewal_directories_and_pg_receivewal_continues_ours(
     );
     stop_pg_receivewal(&mut p);
     let all = f.archive_segments();
-    assert!(all.last().unwrap().segno > ours.last().unwrap().segno, "{all:?}");
+    assert!(
+        all.last().unwrap().segno > ours.last().unwrap().segno,
+        "{all:?}"
+    );
     f.assert_complete_and_identical(4);
 }

@@ -33,19 +33,28 @@ fn receive_create_slot_reserves_wal_if_not_exists_streams_and_drop_slot_drops() 
         "slot not created:\n{}",
         r.stderr()
     );
-    assert_ne!(first.as_deref(), Some("NULL"), "restart_lsn was NULL at first");
-    let created = f
-        .c
-        .log()
-        .lines()
-        .find(|l| l.contains("CREATE_REPLICATION_SLOT"))
-        .map(str::to_owned)
-        .unwrap_or_default();
+    assert_ne!(
+        first.as_deref(),
+        Some("NULL"),
+        "restart_lsn was NULL at first"
+    );
+    let created =
+        f.c.log()
+            .lines()
+            .find(|l| l.contains("CREATE_REPLICATION_SLOT"))
+            .map(str::to_owned)
+            .unwrap_or_default();
     assert!(
-        created.contains("\"arch\"") && created.contains("PHYSICAL") && created.contains("RESERVE_WAL"),
+        created.contains("\"arch\"")
+            && created.contains("PHYSICAL")
+            && created.contains("RESERVE_WAL"),
         "server log: {created}"
     );
-    assert!(r.stderr().contains("created replication slot"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("created replication slot"),
+        "{}",
+        r.stderr()
+    );
     let lsn = f.load(300);
     f.wait_archived(lsn, &r);
     r.signal("TERM");
@@ -89,27 +98,36 @@ fn receive_reports_flush_only_with_a_slot_and_the_slot_never_passes_the_archive(
 
     // No slot, no --synchronous: the write position is reported, flush never.
     let mut r = f.receive(&["-s", "1"]);
-    let lsn = f.load(600);
-    f.wait_archived(lsn, &r);
     let positions = |app: &str| {
         f.c.psql(&format!(
-            "SELECT write_lsn, coalesce(flush_lsn::text, 'NULL'), coalesce(replay_lsn::text, 'NULL') \
+            "SELECT coalesce(write_lsn, '0/0'), coalesce(flush_lsn::text, 'NULL'), coalesce(replay_lsn::text, 'NULL') \
              FROM pg_stat_replication WHERE application_name = '{app}'"
         ))
     };
+    // Every status update seen, from the first to one after the load, says nothing about
+    // flush (or replay).
+    let mut lsn = None;
+    let mut seen = 0;
     assert!(
         wait_until(PATIENCE, || {
             let row = positions("pgwalrus");
-            let write = row.split('|').next().unwrap_or("");
-            !write.is_empty() && Lsn::parse(write) >= lsn
+            if row.is_empty() {
+                return false;
+            }
+            assert!(
+                row.ends_with("|NULL|NULL"),
+                "flush reported without a slot: {row}"
+            );
+            seen += 1;
+            let target = *lsn.get_or_insert_with(|| f.load(600));
+            Lsn::parse(row.split('|').next().unwrap()) >= target
         }),
         "write position not reported: {}\n{}",
         positions("pgwalrus"),
         r.stderr()
     );
-    // The status update that reported that write position said nothing about flush.
-    let seen = positions("pgwalrus");
-    assert!(seen.ends_with("|NULL|NULL"), "{seen}");
+    assert!(seen > 1);
+    f.wait_archived(lsn.unwrap(), &r);
     r.signal("TERM");
     r.expect_exit(0, PATIENCE);
 

@@ -12,9 +12,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use pgwalrus_testkit::{Cluster, ClusterBuilder, SUPERUSER, TRUST_USER, debian_bin, pg_bin, wait_until};
+use pgwalrus_testkit::{
+    Cluster, ClusterBuilder, SUPERUSER, TRUST_USER, debian_bin, pg_bin, wait_until,
+};
 
-use crate::support::{Background, Guarded, Home, Run, pgwalrus};
+use crate::support::{Background, Guarded, Home};
 
 /// How long a receiver may take for things that take well under a second.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
@@ -201,13 +203,6 @@ impl Fixture {
         Background::spawn(&self.home, &args, &[], &log)
     }
 
-    /// Runs `pgwalrus receive` in the foreground, for runs that end by themselves.
-    pub(crate) fn receive_run(&self, extra: &[&str]) -> Run {
-        let args = self.receive_args(extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        pgwalrus(&self.home, &args, &[])
-    }
-
     /// The server's current WAL write position.
     pub(crate) fn current_lsn(&self) -> Lsn {
         Lsn::parse(&self.c.current_wal_lsn())
@@ -253,26 +248,47 @@ impl Fixture {
         segs
     }
 
-    /// The archive's file holding segment `segno` of timeline 1: complete, else `.partial`.
-    fn archive_file(&self, segno: u64) -> Option<Vec<u8>> {
-        let name = segment_name(1, segno, self.seg_size);
-        let complete = || std::fs::read(self.archive.join(&name));
-        // The receiver may rename the `.partial` between the first two reads.
+    /// A segment of `tli` from `dir`: the complete file, else the `.partial` (unless
+    /// `complete_only`).
+    fn read_segment(
+        &self,
+        dir: &Path,
+        tli: u32,
+        segno: u64,
+        complete_only: bool,
+    ) -> Option<Vec<u8>> {
+        let name = segment_name(tli, segno, self.seg_size);
+        let complete = || std::fs::read(dir.join(&name)).ok();
+        if complete_only {
+            return complete();
+        }
+        // A receiver may rename the `.partial` between the first two reads.
         complete()
-            .or_else(|_| std::fs::read(self.archive.join(format!("{name}.partial"))))
-            .or_else(|_| complete())
-            .ok()
+            .or_else(|| std::fs::read(dir.join(format!("{name}.partial"))).ok())
+            .or_else(complete)
     }
 
-    /// Whether the archive holds the server's WAL (timeline 1) up to `lsn`: the bytes of
-    /// the segment before `lsn`, from its start to `lsn`, equal the server's `pg_wal` file.
-    /// (Earlier segments are checked by [`Fixture::assert_complete_and_identical`].)
+    /// Whether the archive holds the server's WAL of timeline 1 up to `lsn`; see
+    /// [`Fixture::archive_holds_on`].
     pub(crate) fn archive_holds(&self, lsn: Lsn) -> bool {
+        self.archive_holds_on(1, lsn)
+    }
+
+    /// Whether the archive holds the server's WAL of timeline `tli` up to `lsn`: the bytes
+    /// of the segment before `lsn`, from its start to `lsn`, equal the server's `pg_wal`
+    /// file (complete or `.partial` on both sides). When `lsn` ends a segment, the archive
+    /// must have completed it: after `pg_switch_wal()` the rest of a segment is zeros on
+    /// the server, which a sparse or zero-filled `.partial` matches before the receiver has
+    /// received it. (Earlier segments are checked by
+    /// [`Fixture::assert_complete_and_identical`].)
+    pub(crate) fn archive_holds_on(&self, tli: u32, lsn: Lsn) -> bool {
         let segno = self.segno_before(lsn);
         let upto = usize::try_from(lsn.0 - segno * self.seg_size).expect("offset");
-        let name = segment_name(1, segno, self.seg_size);
-        let (Some(ours), Some(theirs)) = (self.archive_file(segno), self.server_segment(&name))
-        else {
+        let at_end = upto as u64 == self.seg_size;
+        let (Some(ours), Some(theirs)) = (
+            self.read_segment(&self.archive, tli, segno, at_end),
+            self.read_segment(&self.c.pg_wal_dir(), tli, segno, false),
+        ) else {
             return false;
         };
         ours.len() >= upto && theirs.len() >= upto && ours[..upto] == theirs[..upto]
@@ -332,7 +348,10 @@ impl Fixture {
             );
             assert_eq!(here[0].tli, 1, "unexpected timeline: {files}");
             if here[0].partial {
-                assert_eq!(segno, last, "a .partial that is not the newest segment: {files}");
+                assert_eq!(
+                    segno, last,
+                    "a .partial that is not the newest segment: {files}"
+                );
             }
         }
         let mut compared = 0;
@@ -347,7 +366,10 @@ impl Fixture {
             if let Some(theirs) = self.server_segment(&seg.name) {
                 if ours != theirs {
                     let at = ours.iter().zip(&theirs).position(|(a, b)| a != b);
-                    panic!("{} differs from the server's pg_wal file (first difference at byte {at:?})", seg.name);
+                    panic!(
+                        "{} differs from the server's pg_wal file (first difference at byte {at:?})",
+                        seg.name
+                    );
                 }
                 compared += 1;
             }
@@ -364,12 +386,18 @@ impl Fixture {
 pub(crate) fn snapshot_names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
-/// Debian's `psql` as the superuser over TCP, database `postgres`, with `sql` on the
-/// command line, in the background (for statements that block).
+/// Debian's `psql` as the superuser over TCP, database `postgres`, running `sql` (fed on
+/// stdin, so each statement runs on its own) in the background, for statements that block;
+/// stdout and stderr are piped.
 pub(crate) fn psql_background(c: &Cluster, sql: &str, application_name: &str) -> Guarded {
     let mut cmd = Command::new(debian_bin("psql"));
     cmd.env_clear()
@@ -378,11 +406,27 @@ pub(crate) fn psql_background(c: &Cluster, sql: &str, application_name: &str) ->
         .env("PGAPPNAME", application_name)
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(format!("{} dbname=postgres", c.conninfo(SUPERUSER)))
-        .args(["-c", sql])
-        .stdin(Stdio::null())
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    Guarded::spawn(&mut cmd)
+    let mut psql = Guarded::spawn(&mut cmd);
+    psql.feed_stdin(sql.as_bytes());
+    psql
+}
+
+/// Runs `sql` with Debian's `psql` as the superuser over TCP and returns its output (as
+/// [`Cluster::psql`]), panicking if it fails or takes longer than `timeout` — for
+/// statements that wait on the receiver (synchronous commits), so a receiver that never
+/// answers fails the test instead of hanging it.
+#[track_caller]
+pub(crate) fn psql_within(c: &Cluster, sql: &str, timeout: Duration) -> String {
+    let mut psql = psql_background(c, sql, "walrus_test");
+    match psql.wait_output(timeout) {
+        Some((status, stdout, _)) if status.success() => stdout.trim_end().to_owned(),
+        Some((status, _, stderr)) => panic!("psql failed ({status}): {sql}\n{stderr}"),
+        None => panic!("psql did not return within {timeout:?}: {sql}"),
+    }
 }
 
 /// Runs Debian's `pgbench` (15, which works against every major) as the superuser over TCP.
@@ -392,7 +436,14 @@ pub(crate) fn pgbench(c: &Cluster, args: &[&str]) {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("PGPASSFILE", "/nonexistent")
-        .args(["-h", "127.0.0.1", "-p", &c.port().to_string(), "-U", SUPERUSER])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            SUPERUSER,
+        ])
         .args(args)
         .arg("postgres")
         .stdin(Stdio::null())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pgwalrus_testkit::wait_until;
 
-use crate::receive_support::{Fixture, Lsn, PATIENCE, psql_background, small_cluster};
+use crate::receive_support::{Fixture, Lsn, PATIENCE, psql_background, psql_within, small_cluster};
 use crate::support::Background;
 
 const APP: &str = "walrus_sync";
@@ -49,14 +49,18 @@ fn receive_synchronous_commits_wait_for_pgwalrus_and_acknowledged_commits_surviv
     for i in 0..5 {
         // Before COMMIT: a position before the commit record. After the acknowledgement:
         // the flush position the server released the commit on (at least its end).
-        let out = f.c.psql(&format!(
-            "BEGIN;\n\
+        let out = psql_within(
+            &f.c,
+            &format!(
+                "BEGIN;\n\
              INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, {}) g;\n\
              SELECT pg_current_wal_insert_lsn();\n\
              COMMIT;\n\
              SELECT flush_lsn FROM pg_stat_replication WHERE application_name = '{APP}';",
-            1 + i * 400
-        ));
+                1 + i * 400
+            ),
+            Duration::from_secs(10),
+        );
         r.kill9();
         let mut lines = out.lines();
         let before_commit = Lsn::parse(lines.next().expect("insert lsn"));
@@ -84,7 +88,10 @@ fn receive_synchronous_commits_wait_for_pgwalrus_and_acknowledged_commits_surviv
         ) == "SyncRep"),
         "the commit is not waiting for the synchronous standby"
     );
-    assert!(blocked.is_running(), "the commit returned without a standby");
+    assert!(
+        blocked.is_running(),
+        "the commit returned without a standby"
+    );
 
     // pgwalrus comes back: the waiting commit completes.
     let mut r = start(&f);
@@ -101,4 +108,3 @@ fn receive_synchronous_commits_wait_for_pgwalrus_and_acknowledged_commits_surviv
     r.expect_exit(0, PATIENCE);
     f.assert_complete_and_identical(1);
 }
-

@@ -1,6 +1,7 @@
 //! Running the binary: a clean environment, captured output, a private home directory; in
 //! the background with a guard that kills it by pid.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -66,11 +67,7 @@ impl Drop for Home {
 
 /// Runs `pgwalrus ARGS…` with no `PG*` variables and `HOME` set to `home`, plus `envs`.
 pub(crate) fn pgwalrus(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    Run::from(
-        command(home, args, envs)
-            .output()
-            .expect("run pgwalrus"),
-    )
+    Run::from(command(home, args, envs).output().expect("run pgwalrus"))
 }
 
 /// The `pgwalrus` command with a scrubbed environment (no `PG*` variables, `HOME` set to
@@ -119,11 +116,6 @@ impl Guarded {
         }
     }
 
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// `Some(status)` once the process has exited (reaped), `None` while it runs.
     pub(crate) fn try_status(&mut self) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;
@@ -145,6 +137,36 @@ impl Guarded {
         status
     }
 
+    /// Waits up to `timeout` for the process to exit, then returns its status and what it
+    /// wrote to its piped stdout and stderr (small outputs only: the pipes are read after
+    /// the exit). `None` if it still runs.
+    pub(crate) fn wait_output(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<(ExitStatus, String, String)> {
+        let status = self.wait_timeout(timeout)?;
+        let child = self.child.as_mut()?;
+        let read = |pipe: Option<&mut dyn Read>| {
+            let mut text = String::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        };
+        let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
+        let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn Read));
+        Some((status, stdout, stderr))
+    }
+
+    /// Writes `input` to the process's piped stdin and closes it (small inputs only: the
+    /// write must fit in the pipe).
+    pub(crate) fn feed_stdin(&mut self, input: &[u8]) {
+        if let Some(mut stdin) = self.child.as_mut().and_then(|c| c.stdin.take()) {
+            // The process may exit before reading everything: ignore EPIPE.
+            let _ = stdin.write_all(input);
+        }
+    }
+
     /// Sends `signal` (`TERM`, `INT`, …) to the process.
     pub(crate) fn signal(&self, signal: &str) {
         assert!(
@@ -161,11 +183,6 @@ impl Guarded {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    /// Takes the child for `wait_with_output`, disarming the guard.
-    pub(crate) fn take(mut self) -> Child {
-        self.child.take().expect("child already reaped")
     }
 }
 
@@ -185,7 +202,12 @@ pub(crate) struct Background {
 
 impl Background {
     /// Starts `pgwalrus ARGS…`; stderr goes to `log` (appended), stdout is discarded.
-    pub(crate) fn spawn(home: &Home, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Background {
+    pub(crate) fn spawn(
+        home: &Home,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> Background {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -200,11 +222,6 @@ impl Background {
             log: log.to_owned(),
             args: args.join(" "),
         }
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     /// What it has written to stderr so far (of every run that shared the log file).

@@ -23,7 +23,10 @@ impl Drop for Archive {
 }
 
 fn archive(tag: &str) -> Archive {
-    let c = Cluster::builder(&pg_bin()).initdb_arg("--wal-segsize=1").setting("wal_keep_size", "64MB").start();
+    let c = Cluster::builder(&pg_bin())
+        .initdb_arg("--wal-segsize=1")
+        .setting("wal_keep_size", "64MB")
+        .start();
     c.psql(
         "CREATE TABLE t (id int primary key, v text); \
          INSERT INTO t SELECT g, repeat('x', g % 200) FROM generate_series(1, 20000) g; \
@@ -45,8 +48,15 @@ fn archive(tag: &str) -> Archive {
     for name in &segments {
         std::fs::copy(c.pg_wal_dir().join(name), dir.join(name)).unwrap();
     }
-    assert!(segments.len() >= 3, "expected several segments, got {segments:?}");
-    Archive { _cluster: c, dir, segments }
+    assert!(
+        segments.len() >= 3,
+        "expected several segments, got {segments:?}"
+    );
+    Archive {
+        _cluster: c,
+        dir,
+        segments,
+    }
 }
 
 /// `(lsn, lsn + xl_tot_len)` of every record, from `dump --json`. (A record's end as
@@ -71,7 +81,9 @@ fn lsn_field(line: &str, key: &str) -> u64 {
 
 fn number_field(line: &str, key: &str) -> u64 {
     let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
-    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()].parse().unwrap()
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap()
 }
 
 fn parse_lsn(text: &str) -> u64 {
@@ -102,7 +114,12 @@ fn clean_archive_passes_and_dump_matches_pg_waldump() {
     let run = pgwalrus(&home, &["verify", a.dir.to_str().unwrap()], &[]);
     run.expect_code(0);
     assert!(run.stdout.contains("no problems"), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("checked {} segment(s)", a.segments.len())), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("checked {} segment(s)", a.segments.len())),
+        "{}",
+        run.stdout
+    );
 
     // pg_waldump 15 reads only WAL of 15.
     if pg_bin().major == 15 {
@@ -110,9 +127,17 @@ fn clean_archive_passes_and_dump_matches_pg_waldump() {
             let path = a.dir.join(name);
             let ours = pgwalrus(&home, &["dump", path.to_str().unwrap()], &[]);
             ours.expect_code(0);
-            let theirs = std::process::Command::new(debian_bin("pg_waldump")).arg(&path).env("TZ", "UTC").output().unwrap();
+            let theirs = std::process::Command::new(debian_bin("pg_waldump"))
+                .arg(&path)
+                .env("TZ", "UTC")
+                .output()
+                .unwrap();
             let theirs = String::from_utf8_lossy(&theirs.stdout);
-            assert_eq!(ours.stdout.lines().count(), theirs.lines().count(), "record count of {name}");
+            assert_eq!(
+                ours.stdout.lines().count(),
+                theirs.lines().count(),
+                "record count of {name}"
+            );
             for (o, t) in ours.stdout.lines().zip(theirs.lines()) {
                 assert_eq!(o, t, "first differing line in {name}");
             }
@@ -141,7 +166,11 @@ fn every_flipped_byte_inside_a_record_is_reported_at_that_record() {
         std::fs::write(&path, &damaged).unwrap();
         let run = pgwalrus(&home, &["verify", "--json", a.dir.to_str().unwrap()], &[]);
         std::fs::write(&path, &original).unwrap();
-        assert_eq!(run.code, 1, "trial {trial}: flip at {pos:#x} in {name} not detected:\n{}", run.stdout);
+        assert_eq!(
+            run.code, 1,
+            "trial {trial}: flip at {pos:#x} in {name} not detected:\n{}",
+            run.stdout
+        );
         // The first problem is at the damaged record (or the page header inside it).
         let reported = lsn_field(&run.stdout, "\"lsn\":\"");
         let page = pos & !8191;
@@ -161,5 +190,9 @@ fn missing_segment_is_named() {
     std::fs::remove_file(a.dir.join(middle)).unwrap();
     let run = pgwalrus(&home, &["verify", a.dir.to_str().unwrap()], &[]);
     run.expect_code(1);
-    assert!(run.stdout.contains(&format!("missing segment {middle}")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("missing segment {middle}")),
+        "{}",
+        run.stdout
+    );
 }
