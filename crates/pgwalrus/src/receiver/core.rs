@@ -3,8 +3,9 @@
 //! the socket and the writer thread, and carries out the [`Action`]s this returns.
 //!
 //! The rules (pg_receivewal's, where it is right):
-//! - `write` = end of the last byte handed to the writer; `flush` = end of the last byte the
-//!   writer reported durable, never more; `apply` = 0 (we never replay).
+//! - `write` = end of the last byte the writer thread handed to the operating system (not
+//!   merely queued to it); `flush` = end of the last byte the writer reported durable, never
+//!   more; `apply` = 0 (we never replay).
 //! - `flush` is reported only with a slot or in synchronous mode; otherwise 0, so a slot-less
 //!   receiver can never satisfy `synchronous_commit` by accident.
 //! - A keepalive that asks for a reply is answered at once; when flush is reported and data is
@@ -56,7 +57,10 @@ pub type Actions = smallvec_lite::Small<Action>;
 pub struct ReceiverCore {
     policy: FeedbackPolicy,
     endpos: Option<Lsn>,
-    write: Lsn,
+    /// End of the WAL handed to the writer thread (queued, maybe not yet written).
+    received: Lsn,
+    /// End of the WAL the writer has handed to the operating system.
+    written: Lsn,
     flush: Lsn,
     last_status: Option<Instant>,
     /// A reply owed to the server, to be sent once the pending sync completes.
@@ -71,7 +75,8 @@ impl ReceiverCore {
         Self {
             policy,
             endpos,
-            write: start,
+            received: start,
+            written: start,
             flush: start,
             last_status: None,
             reply_after_sync: false,
@@ -82,7 +87,20 @@ impl ReceiverCore {
 
     /// The write position (end of received data).
     pub fn write_lsn(&self) -> Lsn {
-        self.write
+        self.written.max(self.flush)
+    }
+
+    /// End of the WAL received and handed to the writer thread (it may still be queued).
+    pub fn received_lsn(&self) -> Lsn {
+        self.received
+    }
+
+    /// The writer handed everything up to `lsn` to the operating system. Only this moves
+    /// the reported write position: a queued chunk is not written, and saying so would let
+    /// `synchronous_commit = remote_write` acknowledge a commit that a crash of pgwalrus
+    /// loses.
+    pub fn on_written(&mut self, lsn: Lsn) {
+        self.written = self.written.max(lsn);
     }
 
     /// The durable position.
@@ -103,7 +121,7 @@ impl ReceiverCore {
     fn status(&mut self, now: Instant, reply_requested: bool) -> Action {
         self.last_status = Some(now);
         Action::SendStatus {
-            write: self.write,
+            write: self.write_lsn(),
             flush: self.reported_flush(),
             reply_requested,
         }
@@ -133,11 +151,11 @@ impl ReceiverCore {
     /// `len` bytes of WAL ending at `end` were handed to the writer.
     pub fn on_data(&mut self, end: Lsn, _now: Instant) -> Actions {
         let mut out = Actions::new();
-        if end > self.write {
-            self.write = end;
+        if end > self.received {
+            self.received = end;
         }
         if let Some(endpos) = self.endpos
-            && self.write >= endpos
+            && self.received >= endpos
             && !self.stopping
         {
             self.stopping = true;
@@ -156,7 +174,7 @@ impl ReceiverCore {
         if !reply_requested {
             return out;
         }
-        if self.policy.report_flush && self.flush < self.write {
+        if self.policy.report_flush && self.flush < self.received {
             // The reply carries the flush position: make it as fresh as possible first.
             self.reply_after_sync = true;
             self.request_sync(&mut out);
@@ -222,7 +240,7 @@ impl ReceiverCore {
         if !due {
             return out;
         }
-        if self.policy.report_flush && self.flush < self.write {
+        if self.policy.report_flush && self.flush < self.received {
             self.reply_after_sync = true;
             self.request_sync(&mut out);
             // Do not fire again while the sync runs.
@@ -322,6 +340,7 @@ mod tests {
             }]
         );
         assert!(core.on_data(lsn(200), t0).is_empty());
+        core.on_written(lsn(200));
         assert_eq!(
             collect(core.on_keepalive(true, t0)),
             vec![Action::SendStatus {
@@ -403,6 +422,7 @@ mod tests {
         assert_eq!(core.next_deadline(), Some(t0 + Duration::from_secs(10)));
         assert!(core.on_tick(t0 + Duration::from_secs(9)).is_empty());
         core.on_data(lsn(10), t0);
+        core.on_written(lsn(10));
         assert_eq!(
             collect(core.on_tick(t0 + Duration::from_secs(10))),
             vec![Action::SendStatus {
@@ -412,6 +432,27 @@ mod tests {
             }]
         );
         assert_eq!(core.next_deadline(), Some(t0 + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn write_is_what_the_writer_wrote_not_what_was_queued() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(false, false), lsn(100), None);
+        core.on_start(t0);
+        core.on_data(lsn(900), t0);
+        assert_eq!(core.received_lsn(), lsn(900));
+        assert_eq!(
+            collect(core.on_keepalive(true, t0)),
+            vec![Action::SendStatus {
+                write: lsn(100),
+                flush: Lsn::INVALID,
+                reply_requested: false
+            }],
+            "queued bytes are not written"
+        );
+        core.on_written(lsn(600));
+        core.on_written(lsn(500));
+        assert_eq!(core.write_lsn(), lsn(600), "never backwards");
     }
 
     #[test]

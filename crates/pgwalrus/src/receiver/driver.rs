@@ -543,7 +543,7 @@ async fn stream(
                     core.on_keepalive(reply_requested, now())
                 }
                 Ok(Some(ReplicationMessage::EndOfTimeline { next_tli, next_start })) => {
-                    let write = core.write_lsn();
+                    let write = core.received_lsn();
                     if next_tli <= tli || next_start > write {
                         return Err(SessionError::fatal(Exit::Connection, anyhow::anyhow!(
                             "server reported new timeline {next_tli} starting at {next_start}, but we were on timeline {tli} and received up to {write}"
@@ -570,6 +570,10 @@ async fn stream(
             event = writer.events.recv() => match event {
                 Some(Event::Synced(lsn)) => core.on_synced(lsn, now()),
                 Some(Event::Flushed(lsn)) => core.on_flushed(lsn, now()),
+                Some(Event::Written(lsn)) => {
+                    core.on_written(lsn);
+                    Actions::new()
+                }
                 Some(Event::Completed(name)) => {
                     progress.on_completed(&name);
                     Actions::new()
@@ -678,6 +682,7 @@ async fn close_partial(
             Some(Event::Synced(lsn) | Event::Flushed(lsn)) => {
                 core.on_flushed(lsn, now());
             }
+            Some(Event::Written(lsn)) => core.on_written(lsn),
             Some(_) => {}
             None => {
                 return Err(SessionError::retry(anyhow::anyhow!(

@@ -57,6 +57,8 @@ pub enum Event {
     Synced(Lsn),
     /// Durable up to here without being asked (segment completion, group flush).
     Flushed(Lsn),
+    /// Handed to the operating system up to here (sent after each drained batch).
+    Written(Lsn),
     /// A segment was completed under its final name.
     Completed(SegmentName),
     /// A history file was written.
@@ -138,6 +140,9 @@ fn run(
                 return;
             }
             next = commands.try_recv().ok();
+        }
+        if wrote {
+            let _ = events.send(Event::Written(writer.write_lsn()));
         }
         if synchronous && wrote && writer.write_lsn() > writer.flush_lsn() {
             match writer.sync() {
