@@ -11,7 +11,7 @@
 #   pgwalrus (lz4)          pgwalrus restore … -D ARCHIVE.lz4 [--prefetch N]
 #
 # The compressed archives are made with the gzip and lz4 tools from the one pgwalrus
-# received (pgwalrus receive has no -Z yet), so every command restores the same WAL.
+# received, so every command restores the same WAL (receive -Z writes the same formats).
 #
 # What is measured: wall time from `pg_ctl start` of a copy of the base backup (a clean copy
 # of the stopped primary, taken before the WAL was written) with recovery.signal, to the

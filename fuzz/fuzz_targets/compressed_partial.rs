@@ -1,6 +1,7 @@
 //! A compressed `.partial` as a crash (or anything else) left it: how many WAL bytes does it
-//! hold? Never a panic, whatever the bytes and the method; never more than the limit; and
-//! the bytes handed over are exactly the count, a prefix of what a second decode gives.
+//! hold? Never a panic, whatever the bytes and the method; never more than the limit; the
+//! bytes handed over are exactly the count, the same every time; a clean stream cut short
+//! holds a prefix of its content.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pgwalrus_archive::compress::{Compression, StreamEnd, decode, held_bytes};
@@ -22,9 +23,14 @@ fuzz_target!(|data: &[u8]| {
     if held.end == StreamEnd::OverLimit {
         assert_eq!(held.bytes, LIMIT);
     }
-    // A prefix of the file holds a prefix of the content.
-    let half = &file[..file.len() / 2];
-    let mut prefix = Vec::new();
-    decode(method, half, LIMIT, |b| prefix.extend_from_slice(b)).expect("slice");
-    assert!(out.starts_with(&prefix));
+    // Cut short, a clean stream holds a prefix of its content. (Not asked of damaged
+    // input: a zstd frame whose header promises another content size fails at the end of
+    // its last block, taking that block's bytes along, which a shorter cut may still hand
+    // over.)
+    if held.end == StreamEnd::Finished {
+        let half = &file[..file.len() / 2];
+        let mut prefix = Vec::new();
+        decode(method, half, LIMIT, |b| prefix.extend_from_slice(b)).expect("slice");
+        assert!(out.starts_with(&prefix));
+    }
 });

@@ -314,129 +314,16 @@ impl Record {
     /// block id is out of order or invalid, or a block's data/image flags and lengths
     /// contradict each other.
     pub fn decode(major: PgMajor, lsn: Lsn, raw: Vec<u8>) -> Result<Record, DecodeError> {
-        let err = |kind| DecodeError::new(lsn, kind);
-        let header = RecordHeader::parse(&raw).ok_or_else(|| {
-            err(DecodeErrorKind::RecordTooShort {
-                tot_len: u32::try_from(raw.len()).unwrap_or(u32::MAX),
-            })
-        })?;
-        if usize::try_from(header.tot_len).ok() != Some(raw.len()) {
-            return Err(err(DecodeErrorKind::RecordLengthMismatch {
-                tot_len: header.tot_len,
-                available: raw.len(),
-            }));
-        }
-        let flags = ImageFlags::of(major);
-        let mut cur = RECORD_HEADER_LEN;
-        let body_end = raw.len();
-        let remaining = (body_end - RECORD_HEADER_LEN) as u64;
-        let mut datatotal: u64 = 0;
-        let mut main_len: u64 = 0;
-        let mut origin = None;
-        let mut toplevel_xid = None;
         let mut blocks: Vec<BlockRef> = Vec::new();
         // Lengths of each block's image and data, to lay out payloads afterwards.
         let mut layout: Vec<(u16, u16)> = Vec::new();
-        let mut prev_locator: Option<RelFileLocator> = None;
-        let short = || err(DecodeErrorKind::FragmentsOverrun);
-
-        while remaining.saturating_sub((cur - RECORD_HEADER_LEN) as u64) > datatotal {
-            let id = take_u8(&raw, &mut cur).ok_or_else(short)?;
-            match id {
-                XLR_BLOCK_ID_DATA_SHORT => {
-                    main_len = u64::from(take_u8(&raw, &mut cur).ok_or_else(short)?);
-                    datatotal += main_len;
-                    break;
-                }
-                XLR_BLOCK_ID_DATA_LONG => {
-                    main_len = u64::from(take_u32(&raw, &mut cur).ok_or_else(short)?);
-                    datatotal += main_len;
-                    break;
-                }
-                XLR_BLOCK_ID_ORIGIN => {
-                    origin = Some(take_u16(&raw, &mut cur).ok_or_else(short)?);
-                }
-                XLR_BLOCK_ID_TOPLEVEL_XID => {
-                    toplevel_xid = Some(take_u32(&raw, &mut cur).ok_or_else(short)?);
-                }
-                id if id <= XLR_MAX_BLOCK_ID => {
-                    if blocks.last().is_some_and(|b| id <= b.id) {
-                        return Err(err(DecodeErrorKind::BlockIdOutOfOrder { block_id: id }));
-                    }
-                    let fork_flags = take_u8(&raw, &mut cur).ok_or_else(short)?;
-                    let data_len = take_u16(&raw, &mut cur).ok_or_else(short)?;
-                    let has_data = fork_flags & BKPBLOCK_HAS_DATA != 0;
-                    if has_data && data_len == 0 {
-                        return Err(err(DecodeErrorKind::BlockDataMissing { block_id: id }));
-                    }
-                    if !has_data && data_len != 0 {
-                        return Err(err(DecodeErrorKind::BlockDataUnexpected {
-                            block_id: id,
-                            data_len,
-                        }));
-                    }
-                    datatotal += u64::from(data_len);
-                    let mut image = None;
-                    let mut image_len = 0;
-                    if fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
-                        let len = take_u16(&raw, &mut cur).ok_or_else(short)?;
-                        let hole_offset = take_u16(&raw, &mut cur).ok_or_else(short)?;
-                        let info = take_u8(&raw, &mut cur).ok_or_else(short)?;
-                        let compression = flags.compression(info);
-                        let has_hole = info & BKPIMAGE_HAS_HOLE != 0;
-                        let hole_length = if compression != ImageCompression::None {
-                            if has_hole {
-                                take_u16(&raw, &mut cur).ok_or_else(short)?
-                            } else {
-                                0
-                            }
-                        } else {
-                            // As the server computes it, in 16-bit arithmetic.
-                            (BLCKSZ as u16).wrapping_sub(len)
-                        };
-                        datatotal += u64::from(len);
-                        check_image(id, len, hole_offset, hole_length, has_hole, compression)
-                            .map_err(err)?;
-                        image_len = len;
-                        image = Some(BlockImage {
-                            len,
-                            hole_offset,
-                            hole_length,
-                            info,
-                            compression,
-                            apply: info & flags.apply != 0,
-                            data: 0..0,
-                        });
-                    }
-                    let locator = if fork_flags & BKPBLOCK_SAME_REL != 0 {
-                        prev_locator.ok_or_else(|| err(DecodeErrorKind::SameRelWithoutPrevious))?
-                    } else {
-                        let l = RelFileLocator::read(&raw, cur).ok_or_else(short)?;
-                        cur += 12;
-                        l
-                    };
-                    prev_locator = Some(locator);
-                    let block = take_u32(&raw, &mut cur).ok_or_else(short)?;
-                    blocks.push(BlockRef {
-                        id,
-                        fork_flags,
-                        locator,
-                        block,
-                        image,
-                        data: 0..0,
-                    });
-                    layout.push((image_len, data_len));
-                }
-                other => return Err(err(DecodeErrorKind::InvalidBlockId { block_id: other })),
-            }
-        }
-        let headers_len = (cur - RECORD_HEADER_LEN) as u64;
-        if remaining != headers_len + datatotal {
-            return Err(short());
-        }
+        let body = parse_body(major, lsn, &raw, |block, image_len, data_len| {
+            blocks.push(block);
+            layout.push((image_len, data_len));
+        })?;
         // Payloads follow the fragment headers: per block its image then its data, then
-        // the main data. The sum was checked above, so every range lies within `raw`.
-        let mut at = cur;
+        // the main data. The sum was checked, so every range lies within `raw`.
+        let mut at = body.payload_start;
         for (block, (image_len, data_len)) in blocks.iter_mut().zip(layout) {
             if let Some(image) = block.image.as_mut() {
                 image.data = at..at + usize::from(image_len);
@@ -445,8 +332,9 @@ impl Record {
             block.data = at..at + usize::from(data_len);
             at += usize::from(data_len);
         }
-        let main_data = at..body_end;
-        debug_assert_eq!(main_data.len() as u64, main_len);
+        let main_data = at..raw.len();
+        debug_assert_eq!(main_data, body.main_data);
+        let header = body.header;
         Ok(Record {
             lsn,
             end: Lsn(lsn
@@ -456,12 +344,21 @@ impl Record {
                 & !7),
             header,
             blocks,
-            origin,
-            toplevel_xid,
+            origin: body.origin,
+            toplevel_xid: body.toplevel_xid,
             aborted_record: None,
             main_data,
             raw,
         })
+    }
+
+    /// Checks a complete record's fragment headers and lengths exactly as
+    /// [`decode`](Record::decode) does, without copying it or collecting its blocks.
+    ///
+    /// # Errors
+    /// The [`DecodeError`] [`decode`](Record::decode) would return for the same bytes.
+    pub fn check(major: PgMajor, lsn: Lsn, raw: &[u8]) -> Result<(), DecodeError> {
+        parse_body(major, lsn, raw, |_, _, _| {}).map(|_| ())
     }
 
     /// The record's bytes, header included (`xl_tot_len` of them).
@@ -530,6 +427,162 @@ impl Record {
     }
 }
 
+/// What [`parse_body`] finds besides the block references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParsedBody {
+    pub(crate) header: RecordHeader,
+    pub(crate) origin: Option<u16>,
+    pub(crate) toplevel_xid: Option<u32>,
+    /// Where the payloads (images, block data, main data) start.
+    pub(crate) payload_start: usize,
+    /// The main data, at the end of the record.
+    pub(crate) main_data: Range<usize>,
+}
+
+/// `DecodeXLogRecord`: walks the fragment headers of the complete record `raw` at `lsn`,
+/// checking every length and flag the server's reader checks, and hands each block
+/// reference (with its image and data lengths; payload ranges not yet laid out) to
+/// `on_block`. The one parser behind [`Record::decode`] and [`Record::check`], so the two
+/// can never disagree.
+pub(crate) fn parse_body(
+    major: PgMajor,
+    lsn: Lsn,
+    raw: &[u8],
+    mut on_block: impl FnMut(BlockRef, u16, u16),
+) -> Result<ParsedBody, DecodeError> {
+    let err = |kind| DecodeError::new(lsn, kind);
+    let header = RecordHeader::parse(raw).ok_or_else(|| {
+        err(DecodeErrorKind::RecordTooShort {
+            tot_len: u32::try_from(raw.len()).unwrap_or(u32::MAX),
+        })
+    })?;
+    if usize::try_from(header.tot_len).ok() != Some(raw.len()) {
+        return Err(err(DecodeErrorKind::RecordLengthMismatch {
+            tot_len: header.tot_len,
+            available: raw.len(),
+        }));
+    }
+    let flags = ImageFlags::of(major);
+    let mut cur = RECORD_HEADER_LEN;
+    let body_end = raw.len();
+    let remaining = (body_end - RECORD_HEADER_LEN) as u64;
+    let mut datatotal: u64 = 0;
+    let mut main_len: u64 = 0;
+    let mut origin = None;
+    let mut toplevel_xid = None;
+    let mut last_id: Option<u8> = None;
+    let mut prev_locator: Option<RelFileLocator> = None;
+    let short = || err(DecodeErrorKind::FragmentsOverrun);
+
+    while remaining.saturating_sub((cur - RECORD_HEADER_LEN) as u64) > datatotal {
+        let id = take_u8(raw, &mut cur).ok_or_else(short)?;
+        match id {
+            XLR_BLOCK_ID_DATA_SHORT => {
+                main_len = u64::from(take_u8(raw, &mut cur).ok_or_else(short)?);
+                datatotal += main_len;
+                break;
+            }
+            XLR_BLOCK_ID_DATA_LONG => {
+                main_len = u64::from(take_u32(raw, &mut cur).ok_or_else(short)?);
+                datatotal += main_len;
+                break;
+            }
+            XLR_BLOCK_ID_ORIGIN => {
+                origin = Some(take_u16(raw, &mut cur).ok_or_else(short)?);
+            }
+            XLR_BLOCK_ID_TOPLEVEL_XID => {
+                toplevel_xid = Some(take_u32(raw, &mut cur).ok_or_else(short)?);
+            }
+            id if id <= XLR_MAX_BLOCK_ID => {
+                if last_id.is_some_and(|last| id <= last) {
+                    return Err(err(DecodeErrorKind::BlockIdOutOfOrder { block_id: id }));
+                }
+                last_id = Some(id);
+                let fork_flags = take_u8(raw, &mut cur).ok_or_else(short)?;
+                let data_len = take_u16(raw, &mut cur).ok_or_else(short)?;
+                let has_data = fork_flags & BKPBLOCK_HAS_DATA != 0;
+                if has_data && data_len == 0 {
+                    return Err(err(DecodeErrorKind::BlockDataMissing { block_id: id }));
+                }
+                if !has_data && data_len != 0 {
+                    return Err(err(DecodeErrorKind::BlockDataUnexpected {
+                        block_id: id,
+                        data_len,
+                    }));
+                }
+                datatotal += u64::from(data_len);
+                let mut image = None;
+                let mut image_len = 0;
+                if fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
+                    let len = take_u16(raw, &mut cur).ok_or_else(short)?;
+                    let hole_offset = take_u16(raw, &mut cur).ok_or_else(short)?;
+                    let info = take_u8(raw, &mut cur).ok_or_else(short)?;
+                    let compression = flags.compression(info);
+                    let has_hole = info & BKPIMAGE_HAS_HOLE != 0;
+                    let hole_length = if compression != ImageCompression::None {
+                        if has_hole {
+                            take_u16(raw, &mut cur).ok_or_else(short)?
+                        } else {
+                            0
+                        }
+                    } else {
+                        // As the server computes it, in 16-bit arithmetic.
+                        (BLCKSZ as u16).wrapping_sub(len)
+                    };
+                    datatotal += u64::from(len);
+                    check_image(id, len, hole_offset, hole_length, has_hole, compression)
+                        .map_err(err)?;
+                    image_len = len;
+                    image = Some(BlockImage {
+                        len,
+                        hole_offset,
+                        hole_length,
+                        info,
+                        compression,
+                        apply: info & flags.apply != 0,
+                        data: 0..0,
+                    });
+                }
+                let locator = if fork_flags & BKPBLOCK_SAME_REL != 0 {
+                    prev_locator.ok_or_else(|| err(DecodeErrorKind::SameRelWithoutPrevious))?
+                } else {
+                    let l = RelFileLocator::read(raw, cur).ok_or_else(short)?;
+                    cur += 12;
+                    l
+                };
+                prev_locator = Some(locator);
+                let block = take_u32(raw, &mut cur).ok_or_else(short)?;
+                on_block(
+                    BlockRef {
+                        id,
+                        fork_flags,
+                        locator,
+                        block,
+                        image,
+                        data: 0..0,
+                    },
+                    image_len,
+                    data_len,
+                );
+            }
+            other => return Err(err(DecodeErrorKind::InvalidBlockId { block_id: other })),
+        }
+    }
+    let headers_len = (cur - RECORD_HEADER_LEN) as u64;
+    if remaining != headers_len + datatotal {
+        return Err(short());
+    }
+    // `main_len <= datatotal <= remaining`, so the main data lies within the body.
+    let main_start = body_end - usize::try_from(main_len).unwrap_or(0);
+    Ok(ParsedBody {
+        header,
+        origin,
+        toplevel_xid,
+        payload_start: cur,
+        main_data: main_start..body_end,
+    })
+}
+
 /// The cross-checks `DecodeXLogRecord` applies to an image header.
 fn check_image(
     block_id: u8,
@@ -594,6 +647,10 @@ fn take_u32(b: &[u8], cur: &mut usize) -> Option<u32> {
     *cur += 4;
     Some(v)
 }
+
+mod view;
+
+pub use view::RecordView;
 
 #[cfg(test)]
 mod tests;

@@ -76,8 +76,9 @@ pub struct RestoreArgs {
     /// then reaches the last byte received.
     #[arg(long = "partial")]
     pub partial: bool,
-    /// Decompress and check the next N segments in the background, in DIR/.pgwalrus-spool/,
-    /// so recovery does not wait for one file at a time (0 = off; at most 1024).
+    /// Decompress and check the next N segments in the background, in DIR/.pgwalrus-spool/
+    /// (DIR must be writable by the server's OS user), so recovery does not wait for one
+    /// file at a time (0 = off; at most 1024).
     #[arg(long = "prefetch", value_name = "N", default_value_t = 0)]
     pub prefetch: u32,
     /// Internal: run as the prefetch worker of this spool directory.

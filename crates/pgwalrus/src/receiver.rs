@@ -1,8 +1,10 @@
 //! The receive loop: [`core`] holds the sans-IO policy (feedback, fsync requests, stop),
 //! [`writer`] the blocking writer thread, [`driver`] the async glue (connection, start
-//! point, reconnects, signals), [`progress`] the live line and per-segment log.
+//! point, reconnects, signals), [`progress`] the live line and per-segment log, [`timelines`]
+//! the rules for a server on another timeline than the archive.
 
 pub mod core;
 pub mod driver;
 pub mod progress;
+pub mod timelines;
 pub mod writer;

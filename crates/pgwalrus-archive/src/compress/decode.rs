@@ -14,7 +14,9 @@
 //! the same library call that then met the damage: gzip is driven through zlib's
 //! `inflate` directly (its output counters move even when it fails), zstd is fed one
 //! block at a time (the size `ZSTD_decompressStream` asks for next), and the LZ4 decoder
-//! returns each block as it completes. The end of the input is told apart from a cut
+//! returns each block as it completes. (One exception, in input no pgwalrus writer makes: a
+//! zstd frame whose header announces a content size its blocks do not add up to fails at
+//! the end of its last block, and that block's bytes are not handed over.) The end of the input is told apart from a cut
 //! inside a stream by the decoders' own state (gzip, zstd) or by following the LZ4 frame
 //! layout as the bytes go by (lz4_flex reports a frame cut at a block boundary as a clean
 //! end).
@@ -110,7 +112,8 @@ pub struct Decoder<R: Read> {
 
 enum DecoderInner<R: Read> {
     Gzip(Box<GzipDriver<R>>),
-    Lz4(Box<lz4_flex::frame::FrameDecoder<BufReader<Tracked<R>>>>),
+    /// `None` only while one frame's decoder is replaced by the next one's.
+    Lz4(Option<Box<Lz4Decoder<R>>>),
     Zstd(Box<ZstdDriver<R>>),
 }
 
@@ -139,7 +142,7 @@ impl<R: Read> Decoder<R> {
                 inflate: None,
                 damage: None,
             })),
-            Compression::Lz4 => DecoderInner::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(
+            Compression::Lz4 => DecoderInner::Lz4(Some(Box::new(Lz4Decoder::new(
                 BufReader::with_capacity(
                     INPUT_BUFFER,
                     Tracked {
@@ -148,7 +151,7 @@ impl<R: Read> Decoder<R> {
                         framing: Lz4Framing::default(),
                     },
                 ),
-            ))),
+            )))),
             Compression::Zstd => {
                 let mut dctx = zstd_safe::DCtx::try_create().ok_or_else(|| {
                     io::Error::other("cannot create a zstd decompression context")
@@ -195,7 +198,7 @@ impl<R: Read> Decoder<R> {
         }
         let step = match &mut self.inner {
             DecoderInner::Gzip(d) => d.read(buf),
-            DecoderInner::Lz4(d) => lz4_read(d, buf),
+            DecoderInner::Lz4(slot) => lz4_read(slot, buf),
             DecoderInner::Zstd(d) => d.read(buf),
         }?;
         match step {
@@ -423,16 +426,21 @@ impl<R: Read> Read for Tracked<R> {
     }
 }
 
-fn lz4_read<R: Read>(
-    d: &mut lz4_flex::frame::FrameDecoder<BufReader<Tracked<R>>>,
-    buf: &mut [u8],
-) -> Step {
+/// lz4_flex's frame decoder over our tracked, buffered source.
+type Lz4Decoder<R> = lz4_flex::frame::FrameDecoder<BufReader<Tracked<R>>>;
+
+fn lz4_read<R: Read>(slot: &mut Option<Box<Lz4Decoder<R>>>, buf: &mut [u8]) -> Step {
     loop {
+        let Some(d) = slot.as_mut() else {
+            return Ok(Err(StreamEnd::Corrupt(DecodeError::new(
+                "the LZ4 decoder was lost",
+            ))));
+        };
         match d.read(buf) {
             Ok(0) => {
                 // lz4_flex ends each frame, and a frame cut at a block boundary, with a
-                // zero-length read; the next frame is decoded by the next call. Only the
-                // end of the input ends the stream, cleanly if it is between frames.
+                // zero-length read. Only the end of the input ends the stream, cleanly if
+                // it is between frames.
                 let more = match d.get_mut().fill_buf() {
                     Ok(rest) => !rest.is_empty(),
                     Err(e) => return Err(lz4_failure(d, e)),
@@ -444,6 +452,11 @@ fn lz4_read<R: Read>(
                     } else {
                         Err(StreamEnd::Truncated)
                     });
+                }
+                // More input: the next frame gets a decoder of its own (lz4_flex sizes its
+                // buffers for the first frame it sees), over the same buffered source.
+                if let Some(done) = slot.take() {
+                    *slot = Some(Box::new(Lz4Decoder::new(done.into_inner())));
                 }
             }
             Ok(n) => return Ok(Ok(n)),
@@ -463,10 +476,7 @@ fn lz4_read<R: Read>(
 }
 
 /// The underlying reader's own error, if that is what `e` is.
-fn lz4_failure<R: Read>(
-    d: &mut lz4_flex::frame::FrameDecoder<BufReader<Tracked<R>>>,
-    e: io::Error,
-) -> io::Error {
+fn lz4_failure<R: Read>(d: &mut Lz4Decoder<R>, e: io::Error) -> io::Error {
     d.get_mut().get_mut().failure.take().unwrap_or(e)
 }
 

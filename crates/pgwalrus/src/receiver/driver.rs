@@ -3,24 +3,34 @@
 //! [`core`](super::core) and the [writer thread](super::writer) glued together with
 //! `tokio::select!`. Reconnects with capped exponential backoff; stops cleanly on
 //! SIGINT/SIGTERM or `--endpos`. This is the one place that reads the clock.
+//!
+//! Timelines: every session first compares the archive's history files with the server's
+//! (a disagreement is refused before anything is touched), then chooses the start along
+//! the server's history by the rules of [`timelines`](super::timelines), and at an end of
+//! timeline follows the server to the next one. With `--create-slot` the slot is created
+//! in every session, so a failover to a promoted standby (several hosts and
+//! `target_session_attrs=read-write` in the conninfo) gets one too.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use pgwalrus_archive::{
-    CompressionSpec, Durability, Error as ArchiveError, StdFs, durable, identity, resume,
+    ArchiveFs as _, CompressionSpec, Durability, Error as ArchiveError, StdFs, durable, identity,
+    reader, resume,
 };
 use pgwalrus_client::config::Config;
 use pgwalrus_client::{
     Connection, Error as ClientError, ReplicationMessage, ReplicationStream, connect,
 };
-use pgwalrus_wal::names::{FileName, HistoryName};
+use pgwalrus_wal::history::TimelineHistory;
+use pgwalrus_wal::names::{Compression, FileName, HistoryName, SegmentName};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{debug, info, warn};
 
 use super::core::{Action, Actions, FeedbackPolicy, ReceiverCore};
 use super::progress::{Progress, ProgressMode};
+use super::timelines::{self, Behind, Route};
 use super::writer::{Command, Event, WriterHandle};
 use crate::connection::exit_for;
 use crate::exit::Exit;
@@ -178,11 +188,11 @@ pub async fn receive(settings: ReceiveSettings) -> Outcome {
         )
     })?;
     let mut backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
-    let mut slot_ready = !settings.create_slot;
+    let mut sessions = Sessions::default();
     let mut last_problem: Option<String> = None;
     let mut progress = Progress::new(settings.progress);
     loop {
-        match session(&settings, &mut stop, &mut slot_ready, &mut progress).await {
+        match session(&settings, &mut stop, &mut sessions, &mut progress).await {
             Ok(End::Stopped) => {
                 progress.finish();
                 return Ok(());
@@ -218,13 +228,23 @@ pub async fn receive(settings: ReceiveSettings) -> Outcome {
     }
 }
 
+/// What one session leaves for the next.
+#[derive(Debug, Default)]
+struct Sessions {
+    /// This process created the slot (on some server): "already exists" is fine from now on.
+    slot_created: bool,
+    /// The server the last session streamed from.
+    server: Option<String>,
+}
+
 /// What the preparation of a session found out.
 struct Prepared {
     conn: Connection,
     tli: TimeLineId,
     start: Lsn,
     seg_size: WalSegSize,
-    history: Option<bytes::Bytes>,
+    /// History files to write before the first segment, oldest timeline first.
+    histories: Vec<(TimeLineId, bytes::Bytes)>,
     archive_has_wal: bool,
     partial: Option<PathBuf>,
 }
@@ -232,11 +252,11 @@ struct Prepared {
 async fn session(
     settings: &ReceiveSettings,
     stop: &mut StopSignals,
-    slot_ready: &mut bool,
+    sessions: &mut Sessions,
     progress: &mut Progress,
 ) -> Result<End, SessionError> {
     let prepared = tokio::select! {
-        prepared = prepare(settings, slot_ready) => prepared?,
+        prepared = prepare(settings, sessions) => prepared?,
         () = stop.recv() => return Ok(End::Stopped),
     };
     let mut writer = WriterHandle::spawn(
@@ -261,7 +281,7 @@ async fn session(
 
 async fn prepare(
     settings: &ReceiveSettings,
-    slot_ready: &mut bool,
+    sessions: &mut Sessions,
 ) -> Result<Prepared, SessionError> {
     let mut conn = connect(&settings.conn).await.map_err(client_error)?;
     let identity = conn.identify_system().await.map_err(client_error)?;
@@ -286,6 +306,27 @@ async fn prepare(
             )),
         )
     })?;
+    // Timelines, before anything is touched: the archive's history files must agree with
+    // the server's, and the archive's timeline must be in the server's history.
+    let names = archive_names(&fs, settings, seg_size)?;
+    let mut server_history = ServerHistory::new(identity.timeline);
+    check_histories(&mut conn, &fs, settings, &names, &mut server_history).await?;
+    let archived = match &scan.resume {
+        Some(point) => Some(
+            choose_route(
+                &mut conn,
+                &identity,
+                &fs,
+                settings,
+                seg_size,
+                &names,
+                &mut server_history,
+                (point.tli, point.start),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     for temp in &scan.temp_files {
         if let Err(e) = durable::remove_temp_file(&fs, &settings.dir, temp) {
             warn!("could not remove temporary file {temp}: {e}");
@@ -293,51 +334,356 @@ async fn prepare(
     }
     let archive_has_wal = scan.resume.is_some();
 
-    if let Some(slot) = settings.slot.as_deref()
-        && !*slot_ready
+    if settings.create_slot
+        && let Some(slot) = settings.slot.as_deref()
     {
-        match conn.create_physical_slot(slot, false, true).await {
-            Ok(_) => info!("created replication slot \"{slot}\" (WAL reserved from now on)"),
-            Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && settings.if_not_exists => {
-                info!("replication slot \"{slot}\" exists already");
-            }
-            // Retrying cannot help: the operator asked to create a slot that exists.
-            Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) => {
-                return Err(SessionError::fatal(
-                    Exit::Config,
-                    anyhow::Error::new(e).context(format!(
-                        "could not create replication slot \"{slot}\"; add --if-not-exists to stream through the existing slot"
-                    )),
-                ));
-            }
-            Err(e) => return Err(SessionError::fatal(exit_for(&e), e)),
-        }
-        *slot_ready = true;
+        create_slot(&mut conn, settings, sessions, slot).await?;
     }
 
-    let (tli, start) = match &scan.resume {
-        Some(point) => (point.tli, point.start),
-        None => start_from_server(&mut conn, settings, &identity, seg_size).await?,
+    let route = match archived {
+        Some(route) => route,
+        None => {
+            let from = start_from_server(&mut conn, settings, &identity, seg_size).await?;
+            choose_route(
+                &mut conn,
+                &identity,
+                &fs,
+                settings,
+                seg_size,
+                &names,
+                &mut server_history,
+                from,
+            )
+            .await?
+        }
     };
+    let (tli, start) = (route.tli, route.start);
+    // The `.partial` the stream rewrites first, for error messages.
     let partial = scan
         .resume
         .as_ref()
+        .filter(|p| (p.tli, p.start) == (tli, start))
         .and_then(|p| p.partial.as_ref())
         .map(|p| p.path.clone());
-    let history = history_if_missing(&mut conn, settings, tli).await?;
-    info!(
-        "starting log streaming at {start} (timeline {tli}) from {}",
-        conn.target()
-    );
+    report_forks(&route, &conn);
+    // Every timeline the route enters gets its history file first, oldest first.
+    let mut histories = Vec::new();
+    let entered = route
+        .forks
+        .iter()
+        .map(|f| f.next)
+        .chain(std::iter::once(tli));
+    for entered_tli in entered {
+        if histories.iter().any(|(t, _)| *t == entered_tli) {
+            continue;
+        }
+        if let Some(content) = history_if_missing(&mut conn, settings, entered_tli).await? {
+            histories.push((entered_tli, content));
+        }
+    }
+    let target = conn.target().to_owned();
+    info!("starting log streaming at {start} (timeline {tli}) from {target}");
+    match sessions.server.replace(target.clone()) {
+        Some(previous) if previous != target => {
+            info!("now streaming from {target} (was {previous})");
+        }
+        _ => {}
+    }
     Ok(Prepared {
         conn,
         tli,
         start,
         seg_size,
-        history,
+        histories,
         archive_has_wal,
         partial,
     })
+}
+
+/// `--create-slot`, in every session: a failover to another server needs the slot there
+/// too. "Already exists" is fine with `--if-not-exists`, and when this process created it
+/// earlier (on this server, or on the one it streamed from before).
+async fn create_slot(
+    conn: &mut Connection,
+    settings: &ReceiveSettings,
+    sessions: &mut Sessions,
+    slot: &str,
+) -> Result<(), SessionError> {
+    match conn.create_physical_slot(slot, false, true).await {
+        Ok(_) => {
+            info!(
+                "created replication slot \"{slot}\" on {} (WAL reserved from now on)",
+                conn.target()
+            );
+            sessions.slot_created = true;
+            Ok(())
+        }
+        Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && sessions.slot_created => {
+            debug!("replication slot \"{slot}\" exists on {}", conn.target());
+            Ok(())
+        }
+        Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && settings.if_not_exists => {
+            info!(
+                "replication slot \"{slot}\" exists already on {}",
+                conn.target()
+            );
+            Ok(())
+        }
+        // Retrying cannot help: the operator asked to create a slot that exists.
+        Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) => Err(SessionError::fatal(
+            Exit::Config,
+            anyhow::Error::new(e).context(format!(
+                "could not create replication slot \"{slot}\"; add --if-not-exists to stream through the existing slot"
+            )),
+        )),
+        Err(e) if e.is_transient() => Err(SessionError::retry(e)),
+        Err(e) => Err(SessionError::fatal(exit_for(&e), e)),
+    }
+}
+
+/// The archive's segment and history file names (temporary files left out).
+struct ArchiveNames {
+    segments: Vec<SegmentName>,
+    histories: Vec<HistoryName>,
+}
+
+fn archive_names(
+    fs: &StdFs,
+    settings: &ReceiveSettings,
+    seg_size: WalSegSize,
+) -> Result<ArchiveNames, SessionError> {
+    let mut listed = fs.list_dir(&settings.dir).map_err(|e| {
+        SessionError::fatal(
+            Exit::Io,
+            anyhow::Error::new(e).context(format!(
+                "could not list directory \"{}\"",
+                settings.dir.display()
+            )),
+        )
+    })?;
+    listed.sort();
+    let mut names = ArchiveNames {
+        segments: Vec::new(),
+        histories: Vec::new(),
+    };
+    for name in &listed {
+        match name.to_str().map(|n| FileName::parse(n, seg_size)) {
+            Some(Ok(FileName::Segment(s))) if !s.is_temporary() => names.segments.push(s),
+            Some(Ok(FileName::History(h))) if !h.is_temporary() => names.histories.push(h),
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+/// The history of the server's timeline, fetched once per session when needed.
+struct ServerHistory {
+    tli: TimeLineId,
+    fetched: Option<Option<TimelineHistory>>,
+}
+
+impl ServerHistory {
+    fn new(tli: TimeLineId) -> Self {
+        Self { tli, fetched: None }
+    }
+
+    /// The parsed `TIMELINE_HISTORY` of the server's timeline; `None` when the server has
+    /// no such file.
+    async fn get(
+        &mut self,
+        conn: &mut Connection,
+    ) -> Result<Option<&TimelineHistory>, SessionError> {
+        if self.fetched.is_none() {
+            let history = if self.tli == TimeLineId::ONE {
+                Some(TimelineHistory::without_parents(self.tli))
+            } else {
+                fetch_history(conn, self.tli).await?
+            };
+            self.fetched = Some(history);
+        }
+        Ok(self.fetched.as_ref().and_then(Option::as_ref))
+    }
+}
+
+/// `TIMELINE_HISTORY tli`, parsed; `None` when the server has no such file.
+async fn fetch_history(
+    conn: &mut Connection,
+    tli: TimeLineId,
+) -> Result<Option<TimelineHistory>, SessionError> {
+    match conn.timeline_history(tli).await {
+        Ok(file) => TimelineHistory::parse(tli, &file.content)
+            .map(Some)
+            .map_err(|e| {
+                SessionError::retry(anyhow::Error::new(e).context(format!(
+                    "server {} sent a history file {} that does not parse",
+                    conn.target(),
+                    file.filename
+                )))
+            }),
+        Err(e) if sqlstate(&e) == Some(UNDEFINED_FILE) => Ok(None),
+        Err(e) => Err(client_error(e)),
+    }
+}
+
+/// Every history file of the archive for a timeline up to the server's must agree with the
+/// server's (`TIMELINE_HISTORY`, or the part of the server's own history that covers it
+/// when the server has no file of that timeline): a disagreement means the archive
+/// followed another promotion of this cluster, and nothing written from here would fit.
+async fn check_histories(
+    conn: &mut Connection,
+    fs: &StdFs,
+    settings: &ReceiveSettings,
+    names: &ArchiveNames,
+    server_history: &mut ServerHistory,
+) -> Result<(), SessionError> {
+    for name in &names.histories {
+        let tli = name.tli();
+        if tli == TimeLineId::ONE || tli > server_history.tli {
+            continue;
+        }
+        let path = settings.dir.join(name.to_string());
+        let local = local_history(fs, settings, name)?;
+        let server = if tli == server_history.tli {
+            server_history.get(conn).await?.cloned()
+        } else {
+            match fetch_history(conn, tli).await? {
+                Some(h) => Some(h),
+                None => server_history
+                    .get(conn)
+                    .await?
+                    .and_then(|h| timelines::history_of(h, tli)),
+            }
+        };
+        let Some(server) = server else {
+            debug!(
+                "server {} has no history of timeline {tli}; \"{}\" not compared",
+                conn.target(),
+                path.display()
+            );
+            continue;
+        };
+        if let Some(conflict) = timelines::first_conflict(&local, &server) {
+            return Err(SessionError::fatal(
+                Exit::OtherCluster,
+                anyhow::anyhow!(
+                    "timeline history file \"{}\" in the archive disagrees with server {}'s history of timeline {tli}: {conflict}; \
+                     the archive followed another promotion of this cluster than the server did (nothing was changed)",
+                    path.display(),
+                    conn.target()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A history file of the archive, read (decompressed) and parsed.
+fn local_history(
+    fs: &StdFs,
+    settings: &ReceiveSettings,
+    name: &HistoryName,
+) -> Result<TimelineHistory, SessionError> {
+    let content =
+        reader::read_file(fs, &settings.dir, &FileName::History(*name)).map_err(archive_error)?;
+    TimelineHistory::parse(name.tli(), &content).map_err(|e| {
+        SessionError::fatal(
+            Exit::OtherCluster,
+            anyhow::Error::new(e).context(format!(
+                "timeline history file \"{}\" in the archive does not parse (nothing was changed)",
+                settings.dir.join(name.to_string()).display()
+            )),
+        )
+    })
+}
+
+/// Where to stream from `from` (the archive's end, or the server's start for an empty
+/// archive) along the server's history; see [`timelines`] for the rules.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per start; a struct would only rename them"
+)]
+async fn choose_route(
+    conn: &mut Connection,
+    identity: &pgwalrus_client::SystemIdentity,
+    fs: &StdFs,
+    settings: &ReceiveSettings,
+    seg_size: WalSegSize,
+    names: &ArchiveNames,
+    server_history: &mut ServerHistory,
+    (tli, start): (TimeLineId, Lsn),
+) -> Result<Route, SessionError> {
+    let server_tli = identity.timeline;
+    let target = conn.target().to_owned();
+    if tli < server_tli {
+        let Some(history) = server_history.get(conn).await? else {
+            return Err(SessionError::retry(anyhow::anyhow!(
+                "server {target} is on timeline {server_tli} but has no history file for it"
+            )));
+        };
+        return timelines::route(tli, start, history, seg_size, &names.segments).map_err(|e| {
+            SessionError::fatal(
+                Exit::OtherCluster,
+                anyhow::anyhow!(
+                    "archive is on timeline {tli}, which is not in the history of server {target} ({e}); \
+                     the archive followed another branch of this cluster (nothing was changed)"
+                ),
+            )
+        });
+    }
+    if tli > server_tli {
+        let name = HistoryName::new(tli);
+        let judged = if names.histories.iter().any(|h| h.tli() == tli) {
+            let archive = local_history(fs, settings, &name)?;
+            Some(timelines::behind(&archive, server_tli, identity.xlogpos))
+        } else {
+            None
+        };
+        return Err(match judged {
+            Some(Behind::Diverged { switch_point }) => SessionError::fatal(
+                Exit::OtherCluster,
+                anyhow::anyhow!(
+                    "archive is on timeline {tli}, which branched off timeline {server_tli} at {switch_point}, \
+                     but server {target} is still on timeline {server_tli} and has WAL up to {}: it went another way (nothing was changed)",
+                    identity.xlogpos
+                ),
+            ),
+            Some(Behind::NotAncestor) => SessionError::fatal(
+                Exit::OtherCluster,
+                anyhow::anyhow!(
+                    "archive is on timeline {tli}, whose history does not contain server {target}'s timeline {server_tli} (nothing was changed)"
+                ),
+            ),
+            Some(Behind::Wait { .. }) | None => SessionError::retry(anyhow::anyhow!(
+                "archive is on timeline {tli}, but server {target} is still on timeline {server_tli} (at {}); waiting for it to reach timeline {tli}",
+                identity.xlogpos
+            )),
+        });
+    }
+    Ok(Route {
+        tli,
+        start,
+        forks: Vec::new(),
+    })
+}
+
+/// Says which forks the route passes and which files of the old timelines it leaves.
+fn report_forks(route: &Route, conn: &Connection) {
+    for fork in &route.forks {
+        let (old, next, at) = (fork.old, fork.next, fork.switch_point);
+        match (fork.past_fork.first(), fork.past_fork.last()) {
+            (Some(first), Some(last)) => warn!(
+                "the archive holds WAL of timeline {old} past {at}, where timeline {next} of server {} branched off: \
+                 {} file(s) from {first} to {last} hold WAL written on timeline {old} after the fork, which is not in the server's history; \
+                 they are left untouched, and recovery following timeline {next} does not read them; continuing on timeline {next} from the fork",
+                conn.target(),
+                fork.past_fork.len()
+            ),
+            _ => info!(
+                "timeline {old} ended at {at} on server {}; continuing on timeline {next}",
+                conn.target()
+            ),
+        }
+    }
 }
 
 /// An empty archive starts where the slot restarts (15+), else at the server's position.
@@ -383,8 +729,13 @@ async fn history_if_missing(
     if tli == TimeLineId::ONE {
         return Ok(None);
     }
-    let name = FileName::from(HistoryName::new(tli)).to_string();
-    if settings.dir.join(&name).exists() {
+    // Plain, or compressed by whoever wrote it: either way the archive has it.
+    let plain = HistoryName::new(tli);
+    let variants = std::iter::once(None).chain(Compression::ALL.into_iter().map(Some));
+    if variants
+        .map(|c| FileName::from(plain.with_compression(c)).to_string())
+        .any(|name| settings.dir.join(name).exists())
+    {
         return Ok(None);
     }
     let file = conn.timeline_history(tli).await.map_err(client_error)?;
@@ -487,7 +838,7 @@ async fn stream(
         mut tli,
         start,
         seg_size,
-        history,
+        histories,
         archive_has_wal,
         partial,
     } = prepared;
@@ -497,7 +848,7 @@ async fn stream(
         report_flush: slot.is_some() || settings.synchronous,
         synchronous: settings.synchronous,
     };
-    if let Some(content) = history {
+    for (tli, content) in histories {
         send(writer, Command::History { tli, content }).await?;
     }
     send(writer, Command::Start { tli, lsn: start }).await?;
@@ -549,11 +900,16 @@ async fn stream(
                             "server reported new timeline {next_tli} starting at {next_start}, but we were on timeline {tli} and received up to {write}"
                         )));
                     }
-                    info!("end of timeline {tli} at {write}; switching to timeline {next_tli} at {next_start}");
+                    let start = next_start.segment_start(seg_size);
+                    let kept = if next_start.is_segment_start(seg_size) { "" } else { " (its last segment stays .partial)" };
+                    info!(
+                        "end of timeline {tli}: server {} switched to timeline {next_tli} at {next_start}; \
+                         received timeline {tli} up to {write}{kept}; switching to timeline {next_tli}, streaming it from {start}",
+                        stream.connection().target()
+                    );
                     close_partial(writer, &mut core).await?;
                     let mut conn = stream.into_connection().map_err(|_| SessionError::retry(anyhow::anyhow!("replication stream did not end cleanly at the timeline switch")))?;
                     tli = next_tli;
-                    let start = next_start.segment_start(seg_size);
                     if let Some(content) = history_if_missing(&mut conn, settings, tli).await? {
                         send(writer, Command::History { tli, content }).await?;
                     }

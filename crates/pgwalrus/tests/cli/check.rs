@@ -222,7 +222,11 @@ fn role_without_replication_gets_the_servers_permission_error() {
     // 14/15: "must be superuser or replication role to start walsender"; 16+: "permission
     // denied to start WAL sender" with a detail naming the REPLICATION attribute.
     let err = run.stderr.to_lowercase();
-    assert!(err.contains("permission denied") || err.contains("must be"), "{}", run.stderr);
+    assert!(
+        err.contains("permission denied") || err.contains("must be"),
+        "{}",
+        run.stderr
+    );
     assert!(err.contains("replication"), "{}", run.stderr);
 }
 

@@ -24,6 +24,7 @@ mod compress;
 mod receive_basic;
 mod receive_crash;
 mod receive_errors;
+mod receive_failover;
 mod receive_interop;
 mod receive_slots;
 mod receive_support;

@@ -456,3 +456,54 @@ pub(crate) fn pgbench(c: &Cluster, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Starts `pgwalrus receive -D ARCHIVE -d CONNINFO EXTRA…` in the background, for tests
+/// with several servers or archives; its stderr goes to a new log file beside `archive`.
+pub(crate) fn receive_into(
+    home: &Home,
+    archive: &Path,
+    conninfo: &str,
+    extra: &[&str],
+) -> Background {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let log = PathBuf::from(format!(
+        "{}-receive-{}.log",
+        archive.display(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let archive = archive.display().to_string();
+    let mut args = vec!["receive", "-D", &archive, "-d", conninfo];
+    args.extend_from_slice(extra);
+    Background::spawn(home, &args, &[], &log)
+}
+
+/// Whether `archive` holds `server`'s WAL of timeline `tli` up to `lsn`, as
+/// [`Fixture::archive_holds_on`] for any archive and server: the segment before `lsn`
+/// equals the server's `pg_wal` file up to `lsn`, and is complete when `lsn` ends it.
+pub(crate) fn segment_holds(
+    archive: &Path,
+    server: &Cluster,
+    seg_size: u64,
+    tli: u32,
+    lsn: Lsn,
+) -> bool {
+    let segno = (lsn.0 - 1) / seg_size;
+    let upto = usize::try_from(lsn.0 - segno * seg_size).expect("offset");
+    let name = segment_name(tli, segno, seg_size);
+    let read = |dir: &Path, complete_only: bool| {
+        let complete = || std::fs::read(dir.join(&name)).ok();
+        if complete_only {
+            return complete();
+        }
+        complete()
+            .or_else(|| std::fs::read(dir.join(format!("{name}.partial"))).ok())
+            .or_else(complete)
+    };
+    let (Some(ours), Some(theirs)) = (
+        read(archive, upto as u64 == seg_size),
+        read(&server.pg_wal_dir(), false),
+    ) else {
+        return false;
+    };
+    ours.len() >= upto && theirs.len() >= upto && ours[..upto] == theirs[..upto]
+}

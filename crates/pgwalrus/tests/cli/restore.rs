@@ -193,7 +193,8 @@ fn wait_complete(f: &Fixture, tli: u32, end: Lsn, receiver: &Background) {
 }
 
 /// A copy of `archive` with its complete segments compressed in turn with `gzip`, `lz4`
-/// and `zstd` (every fourth left plain), by the tools themselves.
+/// and `zstd` (every fourth left plain) and its history files gzipped (as pg_receivewal
+/// `-Z gzip` writes them), by the tools themselves.
 fn compressed_copy(archive: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(archive)
@@ -207,6 +208,7 @@ fn compressed_copy(archive: &Path, dest: &Path) {
         let from = archive.join(name);
         let complete = name.len() == 24;
         let (tool, suffix): (&[&str], &str) = match i % 4 {
+            _ if name.ends_with(".history") => (&["gzip", "-c"], ".gz"),
             _ if !complete => (&[], ""),
             0 => (&["gzip", "-c"], ".gz"),
             1 => (&["lz4", "-q", "-c"], ".lz4"),
@@ -659,5 +661,132 @@ fn restore_follows_a_promotion_to_timeline_2_using_only_the_archive() {
                 seg.name
             );
         }
+    }
+    drop(c);
+
+    // The same from a copy with a gzipped history file and compressed segments.
+    let compressed = f.c.root_dir().join("compressed");
+    compressed_copy(&f.archive, &compressed);
+    assert!(compressed.join("00000002.history.gz").exists());
+    let c = recover(
+        &f,
+        &base,
+        &compressed,
+        "",
+        &[("recovery_target_timeline", "latest")],
+    );
+    wait_promoted(&c);
+    assert_eq!(c.psql(MARKS), at_end, "marks after timeline 2\n{}", c.log());
+    assert!(
+        c.log().contains("restored 00000002.history from"),
+        "{}",
+        c.log()
+    );
+}
+
+/// `pgwalrus receive -Z METHOD` into its own directory through its own slot, reporting
+/// its flush position at once (`--synchronous`, though not a synchronous standby).
+fn receive_compressed(f: &Fixture, method: &str) -> (Background, PathBuf) {
+    let dir = f.c.root_dir().join(format!("archive-{method}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let slot = format!("walrus_{method}");
+    let conninfo = format!("{} application_name={slot}", f.conninfo);
+    let dir_text = dir.display().to_string();
+    let log = f.c.root_dir().join(format!("receive-{method}.log"));
+    let r = Background::spawn(
+        &f.home,
+        &[
+            "receive",
+            "-D",
+            &dir_text,
+            "-d",
+            &conninfo,
+            "-S",
+            &slot,
+            "-Z",
+            method,
+            "--synchronous",
+        ],
+        &[],
+        &log,
+    );
+    (r, dir)
+}
+
+#[test]
+fn restore_recovers_to_a_target_in_the_compressed_partial_of_receive_z_archives() {
+    const METHODS: [&str; 3] = ["gzip", "lz4", "zstd"];
+    let f = Fixture::new(small_cluster().start());
+    for method in METHODS {
+        f.c.psql(&format!(
+            "SELECT 1 FROM pg_create_physical_replication_slot('walrus_{method}', true)"
+        ));
+    }
+    f.c.psql("CREATE TABLE marks (id int PRIMARY KEY, note text)");
+    let (base, _) = stopped_copy(&f, None);
+    let mut receivers: Vec<(Background, PathBuf)> =
+        METHODS.iter().map(|m| receive_compressed(&f, m)).collect();
+    f.c.psql(
+        "INSERT INTO marks SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 12000) g;\n\
+         UPDATE marks SET note = 'updated' WHERE id % 5 = 0;",
+    );
+    let target = f.current_lsn();
+    let at_target = f.c.psql(MARKS);
+    f.c.psql("INSERT INTO marks VALUES (-1, 'after the target')");
+    let after = f.current_lsn();
+    assert_eq!(
+        f.segno_before(Lsn(target.0 + 1)),
+        f.segno_before(after),
+        "the target is in the segment the receivers are writing"
+    );
+    for method in METHODS {
+        assert!(
+            wait_until(PATIENCE, || {
+                f.c.psql(&format!(
+                "SELECT flush_lsn >= '{after}' FROM pg_stat_replication WHERE application_name = 'walrus_{method}'"
+            )) == "t"
+            }),
+            "receive -Z {method} did not flush up to {after}"
+        );
+    }
+    // Killed mid-segment: each archive ends with a compressed .partial.
+    for (r, _) in &mut receivers {
+        r.kill9();
+    }
+    for (method, (_, dir)) in METHODS.iter().zip(&receivers) {
+        let suffix = match *method {
+            "gzip" => ".gz",
+            "lz4" => ".lz4",
+            _ => ".zst",
+        };
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let partial = segment_name(1, f.segno_before(after), f.seg_size);
+        assert!(
+            names.contains(&format!("{partial}{suffix}.partial")),
+            "{method}: {names:?}"
+        );
+        let target_text = target.to_string();
+        let c = recover(
+            &f,
+            &base,
+            dir,
+            "--partial --prefetch 2",
+            &[
+                ("recovery_target_lsn", target_text.as_str()),
+                ("recovery_target_action", "promote"),
+            ],
+        );
+        wait_promoted(&c);
+        assert_eq!(c.psql(MARKS), at_target, "{method}\n{}", c.log());
+        assert!(
+            c.log().contains(&format!("{suffix}.partial\" ({method}, "))
+                && c.log().contains("partial segment: WAL ends at"),
+            "{method}: the target was reached in the compressed .partial\n{}",
+            c.log()
+        );
     }
 }

@@ -82,7 +82,9 @@ fn the_worker_keeps_the_window_after_the_cursor_spooled_and_exits_when_idle() {
     let four = name(4).to_string();
     let five = name(5).to_string();
     let six = name(6).to_string();
-    wait_for("segments 4 and 5", || spooled(&spool_dir) == [four.clone(), five.clone()]);
+    wait_for("segments 4 and 5", || {
+        spooled(&spool_dir) == [four.clone(), five.clone()]
+    });
     // A second worker of the same spool gives way.
     assert!(work_until_idle(&spool_dir, &archive, 2, Duration::ZERO).is_ok());
 
@@ -97,7 +99,9 @@ fn the_worker_keeps_the_window_after_the_cursor_spooled_and_exits_when_idle() {
         std::fs::read(archive.join(&four)).unwrap()
     );
     set_cursor(&spool_dir, 4);
-    wait_for("segments 5 and 6", || spooled(&spool_dir) == [five.clone(), six.clone()]);
+    wait_for("segments 5 and 6", || {
+        spooled(&spool_dir) == [five.clone(), six.clone()]
+    });
 
     // A spooled file that is not what it should be is refused and removed.
     std::fs::write(spool_dir.join(&five), vec![0xAB; SEG as usize]).unwrap();
