@@ -231,6 +231,10 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     ///   again. Earlier segments completed by this call stay complete.
     /// * [`Error::Io`] from an fsync or rename ([`Error::is_poisoning`]): the writer is
     ///   poisoned.
+    /// * While a compressed segment is open, any error from writing to it (ENOSPC
+    ///   included, still shown by [`Error::is_no_space`]) or [`Error::Compress`] poisons
+    ///   the writer: the compressor cannot be rewound to the last byte on disk. The segment
+    ///   starts again from its first byte with a new writer.
     pub fn write(&mut self, tli: TimeLineId, lsn: Lsn, bytes: &[u8]) -> Result<Written> {
         self.check_poison()?;
         let current = self.tli.ok_or(Error::NotStarted)?;
@@ -294,9 +298,15 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     /// [`Durability::NoSync`] nothing is synced and the flush position simply follows the
     /// write position, as in pg_receivewal's `--no-sync`.
     ///
+    /// A compressed segment first flushes its compressor to a decodable boundary; the first
+    /// sync at which it holds at least what the segment's old `.partial` held also gives it
+    /// its `.partial` name (see [Compression](self#compression)). Before that, nothing is
+    /// done and the flush position stays where it is.
+    ///
     /// # Errors
     ///
-    /// [`Error::Poisoned`]; [`Error::Io`] with [`Op::Sync`], which poisons the writer.
+    /// [`Error::Poisoned`]; [`Error::Io`] with [`Op::Sync`] (or, for a compressed segment,
+    /// any error), which poisons the writer.
     pub fn sync(&mut self) -> Result<Lsn> {
         self.check_poison()?;
         if self.flush_lsn >= self.write_lsn {
@@ -328,7 +338,12 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     ///
     /// # Errors
     ///
-    /// As for [`ArchiveWriter::sync`]; the segment stays open after an error.
+    /// As for [`ArchiveWriter::sync`]; an uncompressed segment stays open after an error (a
+    /// compressed one's error poisons the writer).
+    ///
+    /// A compressed segment's stream is finished, so its `.partial` is a whole gzip member,
+    /// LZ4 frame or zstd frame; if it holds less than the segment's old `.partial` did, it
+    /// is removed instead and the old one kept, and the flush position stays.
     pub fn close_partial(&mut self) -> Result<Lsn> {
         self.check_poison()?;
         if let Some(compressed) = self.compressed.take() {

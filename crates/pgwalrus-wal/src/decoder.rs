@@ -28,17 +28,25 @@
 //! After the end, [`end_of_wal`](WalDecoder::end_of_wal) says where valid WAL stops (the
 //! position the next record would have started at, the server's insert position) and why.
 
+mod borrowed;
 mod error;
+mod sync;
 
+pub use borrowed::BorrowedFeed;
 pub use error::{DecodeError, DecodeErrorKind};
+pub use sync::SyncPoint;
 
-use crate::crc::record_crc;
+use std::ops::Range;
+
+use crate::crc::{JOIN_LEN, record_crc_joined};
 use crate::history::TimelineHistory;
 use crate::page::{
     LONG_HEADER_LEN, PageHeader, PageHeaderError, SHORT_HEADER_LEN, XLOG_BLCKSZ,
     XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
-use crate::record::{RECORD_HEADER_LEN, Record, RecordHeader, le_u32, le_u64};
+use crate::record::{
+    ParsedBody, RECORD_HEADER_LEN, Record, RecordHeader, RecordView, le_u32, le_u64, parse_body,
+};
 use crate::rmgr::RmgrId;
 use crate::{Lsn, PgMajor, TimeLineId, WalSegSize};
 
@@ -171,12 +179,11 @@ enum After {
     RecordStart,
 }
 
-/// A record being assembled from one or more pages.
+/// A record being assembled from more than one page, in [`WalDecoder::scratch`].
 #[derive(Debug)]
 struct Assembly {
     lsn: Lsn,
     tot_len: u32,
-    data: Vec<u8>,
     header_checked: bool,
 }
 
@@ -186,7 +193,7 @@ enum Phase {
     FindFirst,
     /// At a record boundary.
     RecordStart,
-    /// Inside a record.
+    /// Inside a record that crosses a page (or input) boundary.
     Record(Assembly),
     /// Discarding bytes (a continuation before the first record, alignment, switch padding).
     Skip { until: Lsn, then: After },
@@ -198,12 +205,43 @@ enum Phase {
     Ended,
 }
 
+/// Where the bytes of a completed record are.
+#[derive(Debug)]
+enum Loc {
+    /// Assembled in `scratch`.
+    Scratch,
+    /// In place, in the decoder's own buffer.
+    Carry(Range<usize>),
+    /// In place, in the bytes of the current [`WalDecoder::feed_borrowed`].
+    Borrowed(Range<usize>),
+}
+
+/// The record that passed every check most recently, being handed out.
+#[derive(Debug)]
+struct Done {
+    lsn: Lsn,
+    end: Lsn,
+    header: RecordHeader,
+    major: PgMajor,
+    aborted_record: Option<Lsn>,
+    main_data: Range<usize>,
+    loc: Loc,
+}
+
 enum Step {
     Continue,
     NeedMore,
-    Record(Box<Record>),
+    /// A record is complete: see [`WalDecoder::done`].
+    Record,
     Ended,
 }
+
+/// A record assembly buffer larger than this is released after use, so one huge record
+/// does not pin its size for the rest of the stream.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// No borrowed bytes: the decoder's own buffer is all the input.
+const NO_BYTES: &[u8] = &[];
 
 /// An incremental WAL decoder. See the [module documentation](self) for the contract.
 ///
@@ -225,12 +263,24 @@ pub struct WalDecoder {
     expect: Expectations,
     major: Option<PgMajor>,
     system_id: Option<u64>,
+    /// Input fed with [`feed`](WalDecoder::feed), or left over from a borrowed feed; it
+    /// comes before the borrowed bytes. Consumed bytes are dropped on the next feed.
     buf: Vec<u8>,
     buf_pos: usize,
-    /// The position of `buf[buf_pos]`.
+    /// Within a [`feed_borrowed`](WalDecoder::feed_borrowed): how many of the borrowed
+    /// bytes there are, and how many were consumed.
+    ext_len: usize,
+    ext_pos: usize,
+    /// The position of the next unconsumed byte.
     pos: Lsn,
     finished: bool,
     phase: Phase,
+    /// Reassembly of records that cross a page or input boundary; reused.
+    scratch: Vec<u8>,
+    /// The record just completed.
+    done: Option<Done>,
+    /// Where short records are joined for their CRC.
+    crc_join: [u8; JOIN_LEN],
     /// The page whose header has been validated and consumed most recently.
     validated_page: Option<Lsn>,
     last_tli: u32,
@@ -265,9 +315,14 @@ impl WalDecoder {
             expect: expectations,
             buf: Vec::new(),
             buf_pos: 0,
+            ext_len: 0,
+            ext_pos: 0,
             pos: start,
             finished: false,
             phase: Phase::FindFirst,
+            scratch: Vec::new(),
+            done: None,
+            crc_join: [0; JOIN_LEN],
             validated_page: None,
             last_tli: 0,
             prev_record: None,
@@ -282,14 +337,56 @@ impl WalDecoder {
     /// ignored. Bytes are kept only until decoded, except after an error: then they are kept
     /// so that [`finish`](WalDecoder::finish) can tell a torn tail from corruption.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.ext_len = 0;
+        self.ext_pos = 0;
         if self.finished || bytes.is_empty() {
             return;
         }
-        if self.buf_pos > 0 && self.buf_pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.buf_pos);
-            self.buf_pos = 0;
-        }
+        self.compact();
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Like [`feed`](WalDecoder::feed), without copying: records are decoded from `bytes`
+    /// where they lie, through the returned [`BorrowedFeed`], and only what is left
+    /// undecoded when it is dropped (the start of a record header cut by the end of
+    /// `bytes`, or everything after an error) is copied in, as `feed` would have kept it.
+    /// Records that cross a page are reassembled in a buffer the decoder reuses.
+    ///
+    /// Decoding is the same as with `feed`, whatever the mix and chunking of the two.
+    ///
+    /// ```
+    /// use pgwalrus_wal::{Expectations, Lsn, WalDecoder, WalSegSize};
+    ///
+    /// let mut decoder = WalDecoder::new(Lsn(0x0100_0000), WalSegSize::DEFAULT, Expectations::default())?;
+    /// let page = [0u8; 8192];
+    /// let mut input = decoder.feed_borrowed(&page);
+    /// input.finish();
+    /// while let Some(record) = input.next_checked()? {
+    ///     println!("{} {}", record.lsn, record.header.tot_len);
+    /// }
+    /// drop(input);
+    /// assert_eq!(decoder.end_of_wal().map(|e| e.lsn), Some(Lsn(0x0100_0000)));
+    /// # Ok::<(), pgwalrus_wal::DecodeError>(())
+    /// ```
+    pub fn feed_borrowed<'d, 'b>(&'d mut self, bytes: &'b [u8]) -> BorrowedFeed<'d, 'b> {
+        let bytes = if self.finished { NO_BYTES } else { bytes };
+        self.compact();
+        // Top the own buffer up to a page boundary, so that the seam between it and the
+        // borrowed bytes is a page start: no page or record header straddles it.
+        let mut ext_pos = 0;
+        if self.carry_len() > 0 {
+            let input_end = self.pos.0.saturating_add(self.carry_len() as u64);
+            let to_boundary = usize::try_from((PAGE - input_end % PAGE) % PAGE).unwrap_or(0);
+            let take = bytes.get(..to_boundary.min(bytes.len())).unwrap_or_default();
+            self.buf.extend_from_slice(take);
+            ext_pos = take.len();
+        }
+        self.ext_len = bytes.len();
+        self.ext_pos = ext_pos;
+        BorrowedFeed {
+            decoder: self,
+            bytes,
+        }
     }
 
     /// Declares that no more bytes will come: what cannot be decoded from the input now
@@ -314,29 +411,25 @@ impl WalDecoder {
     /// and the failure turns out to be at its tail, `Ok(None)` with the end of WAL.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Record>, DecodeError> {
-        loop {
-            match self.step()? {
-                Step::Continue => {}
-                Step::Record(record) => return Ok(Some(*record)),
-                Step::Ended => return Ok(None),
-                Step::NeedMore => {
-                    if self.finished {
-                        let rest = self.available();
-                        let reason = if matches!(self.phase, Phase::Record(_)) {
-                            EndReason::Incomplete
-                        } else if rest.is_empty() {
-                            EndReason::InputEnded
-                        } else if rest.iter().all(|&b| b == 0) {
-                            // Fewer zeros than a header, where a header should start.
-                            EndReason::Zeros
-                        } else {
-                            EndReason::Incomplete
-                        };
-                        self.end_with(reason);
-                    }
-                    return Ok(None);
-                }
-            }
+        self.ext_len = 0;
+        if self.poll(NO_BYTES)? {
+            self.view(NO_BYTES).to_record().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Decodes and checks the next record exactly as [`next`](WalDecoder::next) does,
+    /// returning a view of it instead of an owned [`Record`]: no allocation per record.
+    ///
+    /// # Errors
+    /// As for [`next`](WalDecoder::next).
+    pub fn next_checked(&mut self) -> Result<Option<RecordView<'_>>, DecodeError> {
+        self.ext_len = 0;
+        if self.poll(NO_BYTES)? {
+            Ok(Some(self.view(NO_BYTES)))
+        } else {
+            Ok(None)
         }
     }
 
@@ -368,20 +461,175 @@ impl WalDecoder {
 
     /// The position of the next byte to [`feed`](WalDecoder::feed).
     pub fn input_position(&self) -> Lsn {
-        add(self.pos, self.available().len() as u64)
+        let rest = self.carry_len() + self.ext_len.saturating_sub(self.ext_pos);
+        add(self.pos, rest as u64)
     }
 
-    fn available(&self) -> &[u8] {
-        self.buf.get(self.buf_pos..).unwrap_or_default()
+    /// The decoder's state at a record boundary, where decoders can be compared: two
+    /// decoders with the same segment size and [`Expectations`] whose sync points are equal
+    /// decode the same bytes from [`SyncPoint::position`] on identically — same records,
+    /// same errors, same end. `None` anywhere else (before the first record boundary,
+    /// inside a record, after an error or the end).
+    ///
+    /// This is what lets WAL be checked in parallel: a decoder started at a later segment
+    /// (which skips the record continued there) produces the same results as the one
+    /// coming from before, from the first record boundary where their sync points agree.
+    pub fn sync_point(&self) -> Option<SyncPoint> {
+        let position = match self.phase {
+            Phase::RecordStart => self.pos,
+            Phase::Skip {
+                until,
+                then: After::RecordStart,
+            } => until,
+            _ => return None,
+        };
+        Some(SyncPoint {
+            position,
+            next_record: self.next_record,
+            prev_record: self.prev_record,
+            last_tli: self.last_tli,
+            major: self.major,
+            system_id: self.system_id,
+            validated_page: self.validated_page,
+            pending_aborted: self.pending_aborted,
+            finished: self.finished,
+        })
     }
 
-    fn consume(&mut self, n: usize) {
-        let n = n.min(self.buf.len().saturating_sub(self.buf_pos));
-        self.buf_pos += n;
+    /// Unconsumed bytes in the own buffer.
+    fn carry_len(&self) -> usize {
+        self.buf.len().saturating_sub(self.buf_pos)
+    }
+
+    /// Unconsumed borrowed bytes.
+    fn ext_rest(&self, ext: &[u8]) -> usize {
+        ext.len().saturating_sub(self.ext_pos)
+    }
+
+    /// The input being decoded now: the own buffer until it is consumed, then the
+    /// borrowed bytes.
+    fn available<'a>(&'a self, ext: &'a [u8]) -> &'a [u8] {
+        current(&self.buf, self.buf_pos, ext, self.ext_pos)
+    }
+
+    fn consume(&mut self, n: usize, ext: &[u8]) {
+        let n = if self.carry_len() > 0 {
+            let n = n.min(self.carry_len());
+            self.buf_pos += n;
+            n
+        } else {
+            let n = n.min(self.ext_rest(ext));
+            self.ext_pos += n;
+            n
+        };
         self.pos = add(self.pos, n as u64);
-        if self.buf_pos == self.buf.len() {
+    }
+
+    /// Drops consumed bytes from the own buffer (keeping its allocation).
+    fn compact(&mut self) {
+        if self.buf_pos >= self.buf.len() {
             self.buf.clear();
             self.buf_pos = 0;
+        } else if self.buf_pos > 0 && self.buf_pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.buf_pos);
+            self.buf_pos = 0;
+        }
+    }
+
+    /// Moves the unconsumed borrowed bytes into the own buffer.
+    fn absorb(&mut self, ext: &[u8]) {
+        let rest = ext.get(self.ext_pos..).unwrap_or_default();
+        self.compact();
+        self.buf.extend_from_slice(rest);
+        self.ext_pos = ext.len();
+    }
+
+    /// Up to `out.len()` input bytes at `off` past the current position, across the seam
+    /// between the own buffer and the borrowed bytes; returns how many.
+    fn copy_at(&self, off: usize, out: &mut [u8], ext: &[u8]) -> usize {
+        let carry = self.buf.get(self.buf_pos..).unwrap_or_default();
+        let borrowed = ext.get(self.ext_pos..).unwrap_or_default();
+        let mut n = 0;
+        for (i, slot) in out.iter_mut().enumerate() {
+            let at = off + i;
+            let byte = if at < carry.len() {
+                carry.get(at)
+            } else {
+                borrowed.get(at - carry.len())
+            };
+            let Some(&byte) = byte else { break };
+            *slot = byte;
+            n += 1;
+        }
+        n
+    }
+
+    /// Runs the state machine until a record (`true`, see [`view`](Self::view)), the
+    /// need for more bytes, the end or an error.
+    fn poll(&mut self, ext: &[u8]) -> Result<bool, DecodeError> {
+        loop {
+            let on_carry = self.carry_len() > 0;
+            match self.step(ext)? {
+                Step::Continue => {}
+                Step::Record => return Ok(true),
+                Step::Ended => return Ok(false),
+                Step::NeedMore => {
+                    if on_carry && self.ext_rest(ext) > 0 {
+                        // The own buffer ran out: go on with the borrowed bytes. Should
+                        // what is needed straddle the two, join them (the top-up to a page
+                        // boundary in `feed_borrowed` makes that not happen).
+                        if self.carry_len() > 0 {
+                            self.absorb(ext);
+                        }
+                        continue;
+                    }
+                    if self.finished {
+                        let rest = self.available(ext);
+                        let reason = if matches!(self.phase, Phase::Record(_)) {
+                            EndReason::Incomplete
+                        } else if rest.is_empty() {
+                            EndReason::InputEnded
+                        } else if rest.iter().all(|&b| b == 0) {
+                            // Fewer zeros than a header, where a header should start.
+                            EndReason::Zeros
+                        } else {
+                            EndReason::Incomplete
+                        };
+                        self.end_with(reason);
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The view of the record `poll` just completed.
+    fn view<'a>(&'a self, ext: &'a [u8]) -> RecordView<'a> {
+        let Some(done) = &self.done else {
+            // `poll` returned `true`, so there is a record; an empty view never shows.
+            return RecordView {
+                lsn: self.next_record,
+                end: self.next_record,
+                header: RecordHeader::default(),
+                aborted_record: None,
+                major: self.major.unwrap_or(PgMajor::V15),
+                raw: &[],
+                main_data: 0..0,
+            };
+        };
+        let raw = match &done.loc {
+            Loc::Scratch => &self.scratch[..],
+            Loc::Carry(range) => self.buf.get(range.clone()).unwrap_or_default(),
+            Loc::Borrowed(range) => ext.get(range.clone()).unwrap_or_default(),
+        };
+        RecordView {
+            lsn: done.lsn,
+            end: done.end,
+            header: done.header,
+            aborted_record: done.aborted_record,
+            major: done.major,
+            raw,
+            main_data: done.main_data.clone(),
         }
     }
 
@@ -393,24 +641,24 @@ impl WalDecoder {
         });
     }
 
-    fn step(&mut self) -> Result<Step, DecodeError> {
+    fn step(&mut self, ext: &[u8]) -> Result<Step, DecodeError> {
         match &mut self.phase {
             Phase::Ended => return Ok(Step::Ended),
             Phase::Failed { error, fail_page } => {
                 let (error, fail_page) = (error.clone(), *fail_page);
-                return self.judge_failure(error, fail_page);
+                return self.judge_failure(error, fail_page, ext);
             }
             Phase::ZeroRun { error } => {
                 let error = error.clone();
-                return self.zero_run(error);
+                return self.zero_run(error, ext);
             }
             Phase::Skip { until, then } => {
                 let (until, then) = (*until, *then);
                 let want = until.0.saturating_sub(self.pos.0);
                 let n = usize::try_from(want)
                     .unwrap_or(usize::MAX)
-                    .min(self.available().len());
-                self.consume(n);
+                    .min(self.available(ext).len());
+                self.consume(n, ext);
                 if self.pos >= until {
                     self.phase = match then {
                         After::FindFirst => Phase::FindFirst,
@@ -423,11 +671,11 @@ impl WalDecoder {
             Phase::FindFirst | Phase::RecordStart | Phase::Record(_) => {}
         }
         if self.pos.0.is_multiple_of(PAGE) && self.validated_page != Some(self.pos) {
-            return self.page_header();
+            return self.page_header(ext);
         }
         match std::mem::replace(&mut self.phase, Phase::Ended) {
-            Phase::RecordStart => self.record_start(),
-            Phase::Record(assembly) => self.record_bytes(assembly),
+            Phase::RecordStart => self.record_start(ext),
+            Phase::Record(assembly) => self.record_bytes(assembly, ext),
             other => {
                 // FindFirst is only ever at a page start, handled above.
                 self.phase = other;
@@ -438,9 +686,9 @@ impl WalDecoder {
 
     /// Validates and consumes the page header at `pos`, then applies the continuation rules
     /// of the current phase.
-    fn page_header(&mut self) -> Result<Step, DecodeError> {
+    fn page_header(&mut self, ext: &[u8]) -> Result<Step, DecodeError> {
         let page = self.pos;
-        let avail = self.available();
+        let avail = self.available(ext);
         let Some(short) = avail.get(..SHORT_HEADER_LEN) else {
             return Ok(Step::NeedMore);
         };
@@ -457,14 +705,19 @@ impl WalDecoder {
                 return self.fail(
                     DecodeError::new(page, DecodeErrorKind::PageInfoBits { info }),
                     page,
+                    ext,
                 );
             }
             Err(_) => {
-                return self.fail(DecodeError::new(page, DecodeErrorKind::ZeroPage), page);
+                return self.fail(
+                    DecodeError::new(page, DecodeErrorKind::ZeroPage),
+                    page,
+                    ext,
+                );
             }
         };
         if let Err(kind) = self.check_page(page, &header) {
-            return self.fail(DecodeError::new(page, kind), page);
+            return self.fail(DecodeError::new(page, kind), page, ext);
         }
         let header_len = if header.info & XLP_LONG_HEADER != 0 {
             LONG_HEADER_LEN
@@ -501,6 +754,7 @@ impl WalDecoder {
                             DecodeErrorKind::UnexpectedContrecord,
                         ),
                         page,
+                        ext,
                     );
                 }
                 self.phase = Phase::RecordStart;
@@ -516,9 +770,10 @@ impl WalDecoder {
                     return self.fail(
                         DecodeError::new(lsn, DecodeErrorKind::ContrecordMissing { page }),
                         page,
+                        ext,
                     );
                 } else {
-                    let expected = u64::from(assembly.tot_len) - assembly.data.len() as u64;
+                    let expected = u64::from(assembly.tot_len) - self.scratch.len() as u64;
                     if header.rem_len == 0 || u64::from(header.rem_len) != expected {
                         let lsn = assembly.lsn;
                         self.phase = Phase::Record(assembly);
@@ -532,6 +787,7 @@ impl WalDecoder {
                                 },
                             ),
                             page,
+                            ext,
                         );
                     }
                     self.phase = Phase::Record(assembly);
@@ -540,7 +796,7 @@ impl WalDecoder {
             other => self.phase = other,
         }
         self.validated_page = Some(page);
-        self.consume(header_len);
+        self.consume(header_len, ext);
         Ok(Step::Continue)
     }
 
@@ -615,12 +871,14 @@ impl WalDecoder {
     }
 
     /// At a record boundary (not a page start): reads and checks what of the header is on
-    /// this page, then starts assembling.
-    fn record_start(&mut self) -> Result<Step, DecodeError> {
+    /// this page. A record that lies whole in this page and in the input at hand is
+    /// completed where it lies; any other is assembled in `scratch`.
+    fn record_start(&mut self, ext: &[u8]) -> Result<Step, DecodeError> {
         let lsn = self.pos;
         let page_rest = PAGE - lsn.0 % PAGE;
         let want = usize::try_from(page_rest.min(RECORD_HEADER_LEN as u64)).unwrap_or(0);
-        let Some(head) = self.available().get(..want) else {
+        let avail = self.available(ext);
+        let Some(head) = avail.get(..want) else {
             self.phase = Phase::RecordStart;
             return Ok(Step::NeedMore);
         };
@@ -632,6 +890,9 @@ impl WalDecoder {
         }
         let tot_len = le_u32(head, 0).unwrap_or(0);
         let full_header = want == RECORD_HEADER_LEN;
+        let in_place = full_header
+            && u64::from(tot_len) <= page_rest
+            && usize::try_from(tot_len).is_ok_and(|len| len <= avail.len());
         let checked = if let Some(header) = RecordHeader::parse(head).filter(|_| full_header) {
             self.check_record_header(lsn, &header)
         } else if (tot_len as usize) < RECORD_HEADER_LEN {
@@ -641,113 +902,115 @@ impl WalDecoder {
         };
         self.phase = Phase::RecordStart;
         if let Err(kind) = checked {
-            return self.fail(DecodeError::new(lsn, kind), page_of(lsn));
+            return self.fail(DecodeError::new(lsn, kind), page_of(lsn), ext);
         }
-        let capacity = (tot_len as usize).min(64 * 1024);
+        if in_place {
+            let len = tot_len as usize;
+            let loc = if self.carry_len() > 0 {
+                Loc::Carry(self.buf_pos..self.buf_pos + len)
+            } else {
+                Loc::Borrowed(self.ext_pos..self.ext_pos + len)
+            };
+            self.consume(len, ext);
+            return self.complete(lsn, loc, ext);
+        }
+        self.scratch.clear();
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            self.scratch.shrink_to(SCRATCH_KEEP);
+        }
         self.phase = Phase::Record(Assembly {
             lsn,
             tot_len,
-            data: Vec::with_capacity(capacity),
             header_checked: full_header,
         });
         Ok(Step::Continue)
     }
 
     /// Copies record bytes from the current page; completes the record when all are in.
-    fn record_bytes(&mut self, mut asm: Assembly) -> Result<Step, DecodeError> {
+    fn record_bytes(&mut self, asm: Assembly, ext: &[u8]) -> Result<Step, DecodeError> {
         let page_rest = PAGE - self.pos.0 % PAGE;
-        let need = u64::from(asm.tot_len).saturating_sub(asm.data.len() as u64);
+        let need = u64::from(asm.tot_len).saturating_sub(self.scratch.len() as u64);
+        let src = current(&self.buf, self.buf_pos, ext, self.ext_pos);
         let n = usize::try_from(need.min(page_rest))
             .unwrap_or(usize::MAX)
-            .min(self.available().len());
+            .min(src.len());
         if n == 0 {
             self.phase = Phase::Record(asm);
             return Ok(Step::NeedMore);
         }
-        asm.data
-            .extend_from_slice(self.available().get(..n).unwrap_or_default());
-        self.consume(n);
+        self.scratch
+            .extend_from_slice(src.get(..n).unwrap_or_default());
+        self.consume(n, ext);
+        let mut asm = asm;
         if !asm.header_checked
-            && let Some(header) = RecordHeader::parse(&asm.data)
+            && let Some(header) = RecordHeader::parse(&self.scratch)
         {
             if let Err(kind) = self.check_record_header(asm.lsn, &header) {
                 let lsn = asm.lsn;
                 self.phase = Phase::Record(asm);
-                return self.fail(DecodeError::new(lsn, kind), self.last_byte_page());
+                let fail_page = self.last_byte_page();
+                return self.fail(DecodeError::new(lsn, kind), fail_page, ext);
             }
             asm.header_checked = true;
         }
-        if asm.data.len() as u64 == u64::from(asm.tot_len) {
-            return self.complete(asm);
+        if self.scratch.len() as u64 == u64::from(asm.tot_len) {
+            return self.complete(asm.lsn, Loc::Scratch, ext);
         }
         self.phase = Phase::Record(asm);
         Ok(Step::Continue)
     }
 
-    fn complete(&mut self, asm: Assembly) -> Result<Step, DecodeError> {
-        let lsn = asm.lsn;
+    /// All of the record at `lsn` is in: checks its CRC and body, then moves past it.
+    fn complete(&mut self, lsn: Lsn, loc: Loc, ext: &[u8]) -> Result<Step, DecodeError> {
         self.phase = Phase::RecordStart;
         let fail_page = self.last_byte_page();
         let Some(major) = self.major else {
             return self.fail(
                 DecodeError::new(lsn, DecodeErrorKind::MajorUnknown),
                 fail_page,
+                ext,
             );
         };
-        let stored = RecordHeader::parse(&asm.data).map_or(0, |h| h.crc);
-        let computed = record_crc(&asm.data).unwrap_or(!stored);
-        if computed != stored {
-            return self.fail(
-                DecodeError::new(
-                    lsn,
-                    DecodeErrorKind::CrcMismatch {
-                        expected: stored,
-                        got: computed,
-                    },
-                ),
-                fail_page,
-            );
-        }
-        let mut record = match Record::decode(major, lsn, asm.data) {
-            Ok(r) => r,
-            Err(e) => return self.fail(e, fail_page),
+        let aborted_record = self.pending_aborted.take();
+        let raw = match &loc {
+            Loc::Scratch => &self.scratch[..],
+            Loc::Carry(range) => self.buf.get(range.clone()).unwrap_or_default(),
+            Loc::Borrowed(range) => ext.get(range.clone()).unwrap_or_default(),
+        };
+        let (body, is_switch) = match check_record(major, lsn, raw, aborted_record, &mut self.crc_join) {
+            Ok(checked) => checked,
+            Err(e) => return self.fail(e, fail_page, ext),
         };
         let aligned_end = Lsn(align8(self.pos.0));
-        let is_switch = record.header.rmid == RmgrId::XLOG.0
-            && record.header.rmgr_info() == crate::rmgr::XLOG_SWITCH;
         let end = if is_switch {
             next_segment_boundary(aligned_end, self.seg_size)
         } else {
             aligned_end
         };
-        record.end = end;
-        record.aborted_record = self.pending_aborted.take();
-        if let Some(aborted) = record.aborted_record
-            && record.header.rmid == RmgrId::XLOG.0
-            && record.header.rmgr_info() == crate::rmgr::XLOG_OVERWRITE_CONTRECORD
-            && let Some(found) = le_u64(record.main_data(), 0).map(Lsn)
-            && found != aborted
-        {
-            return self.fail(
-                DecodeError::new(
-                    lsn,
-                    DecodeErrorKind::OverwrittenLsnMismatch {
-                        found,
-                        expected: aborted,
-                    },
-                ),
-                fail_page,
-            );
-        }
         self.prev_record = Some(lsn);
         self.next_record = end;
         if end > self.pos {
-            self.phase = Phase::Skip {
-                until: end,
-                then: After::RecordStart,
-            };
+            let pad = usize::try_from(end.0 - self.pos.0).unwrap_or(usize::MAX);
+            if !is_switch && pad <= self.available(ext).len() {
+                // The alignment padding is at hand: skip it now rather than in a step.
+                self.consume(pad, ext);
+            } else {
+                self.phase = Phase::Skip {
+                    until: end,
+                    then: After::RecordStart,
+                };
+            }
         }
-        Ok(Step::Record(Box::new(record)))
+        self.done = Some(Done {
+            lsn,
+            end,
+            header: body.header,
+            major,
+            aborted_record,
+            main_data: body.main_data,
+            loc,
+        });
+        Ok(Step::Record)
     }
 
     /// `ValidXLogRecordHeader`.
@@ -788,18 +1051,18 @@ impl WalDecoder {
 
     /// Zeros where a header should start: consume them; non-zero data after them is a
     /// failure, the end of a finished input is the end of WAL.
-    fn zero_run(&mut self, error: DecodeError) -> Result<Step, DecodeError> {
-        let avail = self.available();
+    fn zero_run(&mut self, error: DecodeError, ext: &[u8]) -> Result<Step, DecodeError> {
+        let avail = self.available(ext);
         match avail.iter().position(|&b| b != 0) {
             Some(i) => {
-                self.consume(i);
+                self.consume(i, ext);
                 let fail_page = page_of(error.lsn);
-                self.fail(error, fail_page)
+                self.fail(error, fail_page, ext)
             }
             None => {
                 let n = avail.len();
-                self.consume(n);
-                if self.finished {
+                self.consume(n, ext);
+                if self.finished && self.carry_len() == 0 && self.ext_rest(ext) == 0 {
                     self.end_with(EndReason::Zeros);
                     Ok(Step::Ended)
                 } else {
@@ -809,28 +1072,39 @@ impl WalDecoder {
         }
     }
 
-    fn fail(&mut self, error: DecodeError, fail_page: Lsn) -> Result<Step, DecodeError> {
+    fn fail(
+        &mut self,
+        error: DecodeError,
+        fail_page: Lsn,
+        ext: &[u8],
+    ) -> Result<Step, DecodeError> {
         self.phase = Phase::Failed {
             error: error.clone(),
             fail_page,
         };
-        self.judge_failure(error, fail_page)
+        self.judge_failure(error, fail_page, ext)
     }
 
     /// A failure is the end of WAL when the stream is finished and no page after the one
     /// holding the failure carries a header for its own position.
-    fn judge_failure(&mut self, error: DecodeError, fail_page: Lsn) -> Result<Step, DecodeError> {
-        if self.finished && !self.written_page_after(fail_page) {
+    fn judge_failure(
+        &mut self,
+        error: DecodeError,
+        fail_page: Lsn,
+        ext: &[u8],
+    ) -> Result<Step, DecodeError> {
+        if self.finished && !self.written_page_after(fail_page, ext) {
             self.end_with(EndReason::Invalid(error));
             return Ok(Step::Ended);
         }
         Err(error)
     }
 
-    fn written_page_after(&self, fail_page: Lsn) -> bool {
-        let avail = self.available();
+    fn written_page_after(&self, fail_page: Lsn, ext: &[u8]) -> bool {
+        let rest = self.carry_len() + self.ext_rest(ext);
         let first = add(fail_page, PAGE).max(Lsn(align_up(self.pos.0, PAGE)));
         let mut page = first;
+        let mut header = [0u8; LONG_HEADER_LEN];
         loop {
             let Some(off) = page
                 .0
@@ -839,16 +1113,16 @@ impl WalDecoder {
             else {
                 return false;
             };
-            let Some(bytes) = avail.get(off..) else {
-                return false;
-            };
-            if bytes.len() < SHORT_HEADER_LEN {
+            if rest.saturating_sub(off) < SHORT_HEADER_LEN {
                 return false;
             }
+            let got = self.copy_at(off, &mut header, ext);
             // A header that names its own position was written for this stream (a
             // recycled page names an older one); the magic is not required to match, so
             // a wrong expected major cannot pass for the end of WAL.
-            if PageHeader::parse(bytes).is_ok_and(|h| h.page_addr == page) {
+            if PageHeader::parse(header.get(..got).unwrap_or_default())
+                .is_ok_and(|h| h.page_addr == page)
+            {
                 return true;
             }
             let Some(next) = page.0.checked_add(PAGE) else {
@@ -856,6 +1130,55 @@ impl WalDecoder {
             };
             page = Lsn(next);
         }
+    }
+}
+
+/// The CRC, the body (block references, lengths) and, after an aborted record, the
+/// `OVERWRITE_CONTRECORD` record's link to it: everything checked once a record is whole.
+fn check_record(
+    major: PgMajor,
+    lsn: Lsn,
+    raw: &[u8],
+    aborted: Option<Lsn>,
+    crc_join: &mut [u8; JOIN_LEN],
+) -> Result<(ParsedBody, bool), DecodeError> {
+    let stored = RecordHeader::parse(raw).map_or(0, |h| h.crc);
+    let computed = record_crc_joined(raw, crc_join).unwrap_or(!stored);
+    if computed != stored {
+        return Err(DecodeError::new(
+            lsn,
+            DecodeErrorKind::CrcMismatch {
+                expected: stored,
+                got: computed,
+            },
+        ));
+    }
+    let body = parse_body(major, lsn, raw, |_, _, _| {})?;
+    let is_xlog = body.header.rmid == RmgrId::XLOG.0;
+    let is_switch = is_xlog && body.header.rmgr_info() == crate::rmgr::XLOG_SWITCH;
+    if let Some(aborted) = aborted
+        && is_xlog
+        && body.header.rmgr_info() == crate::rmgr::XLOG_OVERWRITE_CONTRECORD
+        && let Some(found) = raw.get(body.main_data.clone()).and_then(|m| le_u64(m, 0))
+        && Lsn(found) != aborted
+    {
+        return Err(DecodeError::new(
+            lsn,
+            DecodeErrorKind::OverwrittenLsnMismatch {
+                found: Lsn(found),
+                expected: aborted,
+            },
+        ));
+    }
+    Ok((body, is_switch))
+}
+
+/// The part of the input being decoded: the own buffer from `buf_pos` while any of it is
+/// left, then the borrowed bytes from `ext_pos`.
+fn current<'a>(buf: &'a [u8], buf_pos: usize, ext: &'a [u8], ext_pos: usize) -> &'a [u8] {
+    match buf.get(buf_pos..) {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => ext.get(ext_pos..).unwrap_or_default(),
     }
 }
 

@@ -102,10 +102,13 @@ mod segment;
 mod testutil;
 mod timeline;
 
-pub use decoder::{DecodeError, DecodeErrorKind, EndOfWal, EndReason, Expectations, WalDecoder};
+pub use decoder::{
+    BorrowedFeed, DecodeError, DecodeErrorKind, EndOfWal, EndReason, Expectations, SyncPoint,
+    WalDecoder,
+};
 pub use error::ValueError;
 pub use lsn::Lsn;
 pub use major::{PgMajor, UnsupportedMajor};
-pub use record::Record;
+pub use record::{Record, RecordView};
 pub use segment::{SegNo, WalSegSize};
 pub use timeline::TimeLineId;

@@ -58,7 +58,7 @@ pub const BKPIMAGE_HAS_HOLE: u8 = 0x01;
 
 /// The fixed 24-byte header of every record (`XLogRecord`).
 #[doc(alias = "XLogRecord")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct RecordHeader {
     /// `xl_tot_len`: length of the whole record, header included.
     pub tot_len: u32,
@@ -498,8 +498,8 @@ pub(crate) fn parse_body(
                     return Err(err(DecodeErrorKind::BlockIdOutOfOrder { block_id: id }));
                 }
                 last_id = Some(id);
-                let fork_flags = take_u8(raw, &mut cur).ok_or_else(short)?;
-                let data_len = take_u16(raw, &mut cur).ok_or_else(short)?;
+                let [fork_flags, l0, l1] = take::<3>(raw, &mut cur).ok_or_else(short)?;
+                let data_len = u16::from_le_bytes([l0, l1]);
                 let has_data = fork_flags & BKPBLOCK_HAS_DATA != 0;
                 if has_data && data_len == 0 {
                     return Err(err(DecodeErrorKind::BlockDataMissing { block_id: id }));
@@ -514,9 +514,9 @@ pub(crate) fn parse_body(
                 let mut image = None;
                 let mut image_len = 0;
                 if fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
-                    let len = take_u16(raw, &mut cur).ok_or_else(short)?;
-                    let hole_offset = take_u16(raw, &mut cur).ok_or_else(short)?;
-                    let info = take_u8(raw, &mut cur).ok_or_else(short)?;
+                    let [l0, l1, h0, h1, info] = take::<5>(raw, &mut cur).ok_or_else(short)?;
+                    let len = u16::from_le_bytes([l0, l1]);
+                    let hole_offset = u16::from_le_bytes([h0, h1]);
                     let compression = flags.compression(info);
                     let has_hole = info & BKPIMAGE_HAS_HOLE != 0;
                     let hole_length = if compression != ImageCompression::None {
@@ -546,9 +546,12 @@ pub(crate) fn parse_body(
                 let locator = if fork_flags & BKPBLOCK_SAME_REL != 0 {
                     prev_locator.ok_or_else(|| err(DecodeErrorKind::SameRelWithoutPrevious))?
                 } else {
-                    let l = RelFileLocator::read(raw, cur).ok_or_else(short)?;
-                    cur += 12;
-                    l
+                    let b = take::<12>(raw, &mut cur).ok_or_else(short)?;
+                    RelFileLocator {
+                        spc_oid: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                        db_oid: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                        rel_number: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+                    }
                 };
                 prev_locator = Some(locator);
                 let block = take_u32(raw, &mut cur).ok_or_else(short)?;
@@ -628,6 +631,13 @@ pub(crate) fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(
         b.get(at..at.checked_add(8)?)?.try_into().ok()?,
     ))
+}
+
+/// The `N` bytes at `cur`, moving past them.
+fn take<const N: usize>(b: &[u8], cur: &mut usize) -> Option<[u8; N]> {
+    let bytes: [u8; N] = b.get(*cur..cur.checked_add(N)?)?.try_into().ok()?;
+    *cur += N;
+    Some(bytes)
 }
 
 fn take_u8(b: &[u8], cur: &mut usize) -> Option<u8> {

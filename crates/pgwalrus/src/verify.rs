@@ -9,7 +9,7 @@ use std::io::{IsTerminal as _, Write as _};
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;
 use crate::failure::{Failure, Outcome};
-use crate::walk::{Event, Problem, Summary, WalkOptions, walk};
+use crate::walk::{Event, Problem, Summary, WalkOptions, check};
 
 /// Runs the verification and prints its report on stdout.
 ///
@@ -26,7 +26,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Outcome {
     let live = !quiet && !args.json && std::io::stderr().is_terminal();
     let mut problems: Vec<Problem> = Vec::new();
     let mut stdout = std::io::stdout().lock();
-    let summary = walk(&options, |event| match event {
+    let summary = check(&options, |event| match event {
         Event::Segment { index, count, name } => {
             if live {
                 let _ = write!(

@@ -142,16 +142,16 @@ impl<R: Read> Decoder<R> {
                 inflate: None,
                 damage: None,
             })),
-            Compression::Lz4 => DecoderInner::Lz4(Some(Box::new(Lz4Decoder::new(
-                BufReader::with_capacity(
+            Compression::Lz4 => {
+                DecoderInner::Lz4(Some(Box::new(Lz4Decoder::new(BufReader::with_capacity(
                     INPUT_BUFFER,
                     Tracked {
                         inner: source,
                         failure: None,
                         framing: Lz4Framing::default(),
                     },
-                ),
-            )))),
+                )))))
+            }
             Compression::Zstd => {
                 let mut dctx = zstd_safe::DCtx::try_create().ok_or_else(|| {
                     io::Error::other("cannot create a zstd decompression context")

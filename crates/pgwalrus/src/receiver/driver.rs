@@ -674,7 +674,7 @@ fn report_forks(route: &Route, conn: &Connection) {
             (Some(first), Some(last)) => warn!(
                 "the archive holds WAL of timeline {old} past {at}, where timeline {next} of server {} branched off: \
                  {} file(s) from {first} to {last} hold WAL written on timeline {old} after the fork, which is not in the server's history; \
-                 they are left untouched, and recovery following timeline {next} does not read them; continuing on timeline {next} from the fork",
+                 they are left untouched, and recovery following timeline {next} does not read them; continuing on timeline {next}",
                 conn.target(),
                 fork.past_fork.len()
             ),

@@ -461,6 +461,12 @@ fn receive_follows_two_failovers_to_promoted_standbys_and_recovery_reaches_timel
         &ra,
         &format!("created replication slot \"{SLOT}\" on {s2a}"),
     );
+    assert_eq!(
+        s2.psql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
+        )),
+        "1"
+    );
 
     // Timeline 3 on S2; C catches up from timeline 1.
     write(&s2, 40_000..=40_200, "timeline 3", 1200);
@@ -539,14 +545,16 @@ fn receive_continues_from_the_fork_when_the_archive_ran_ahead_on_the_old_primary
     let home = Home::new();
     let archive = new_archive(&p, "archive");
     let r = receive_into(&home, &archive, &p.conninfo(TRUST_USER), &[]);
-    write(&p, 2..=200, "timeline 1", 600);
-    let end = switch(&p);
+    // Timeline 1 ends in the middle of a segment: timeline 2's copy of it starts with
+    // timeline 1's WAL.
+    let end = write(&p, 2..=200, "timeline 1", 1500);
     wait_holds(&archive, &p, 1, end, &r);
     assert_covers_base(&archive, &copies);
 
     // S is promoted; P goes on writing timeline 1, and the archive keeps it.
     wait_replayed(&s, end);
     let fork = promote(&s, 2);
+    assert!(fork.0 % SEG != 0, "the fork {fork} is inside a segment");
     let fork_segno = fork.0 / SEG;
     write(&p, 1000..=1100, "timeline 1 after the fork: lost", 4000);
     let ahead = switch(&p);
@@ -679,7 +687,6 @@ fn receive_refuses_a_history_file_that_disagrees_with_the_server() {
         &[],
     );
     run.expect_code(3);
-    eprintln!("=== T3\n{}", run.stderr);
     let history = archive.join("00000002.history");
     for needle in [
         format!("timeline history file \"{}\"", history.display()),
