@@ -15,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 GIB=1; RUNS=3; SYNC_SECS=30; SKIP_SYNC=0
 while [ $# -gt 0 ]; do
@@ -29,13 +31,11 @@ done
 
 BIN=/usr/lib/postgresql/15/bin
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-cargo build --release --locked -q -p pgwalrus
-PGWALRUS="$repo/target/release/pgwalrus"
+build_pgwalrus
 
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 work="$(mktemp -d -p "${BENCH_DIR:-/var/tmp}" pgwalrus-bench.XXXXXX)"
 chmod 755 "$work"; [ "$(id -u)" = 0 ] && chown postgres: "$work"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 pid=""
 cleanup() {
     [ -n "$pid" ] && { as_pg "$BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || kill -9 "$pid" 2>/dev/null || true; }

@@ -26,6 +26,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 GIB=1; RUNS=1; PREFETCH=8; SEG_MB=16; SKIP_COMPRESSED=0
 while [ $# -gt 0 ]; do
@@ -40,13 +42,10 @@ while [ $# -gt 0 ]; do
 done
 
 BIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-cargo build --release --locked -q -p pgwalrus
-PGWALRUS="$repo/target/release/pgwalrus"
+build_pgwalrus
 
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 work="$(mktemp -d -p "${BENCH_DIR:-/dev/shm}" pgwalrus-restore-bench.XXXXXX)"
 chmod 755 "$work"; [ "$(id -u)" = 0 ] && chown postgres: "$work"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port="$(free_port)"
 receiver=""
 cleanup() {

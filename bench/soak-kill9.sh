@@ -16,6 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 ITERATIONS=500; SEED=1; MAX_DELAY_MS=700; CHECK_EVERY=50
 while [ $# -gt 0 ]; do
@@ -30,12 +32,8 @@ done
 
 BIN="${PGWALRUS_PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 CLIENT=/usr/lib/postgresql/15/bin   # psql and pgbench 15 work against every major
-if [ -z "${PGWALRUS:-}" ]; then
-    cargo build --release --locked -q -p pgwalrus
-    PGWALRUS="$repo/target/release/pgwalrus"
-fi
+build_pgwalrus
 
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 log() { printf 'soak-kill9: %s\n' "$*" >&2; }
 
 work="$(mktemp -d -p "${SOAK_DIR:-/var/tmp}" pgwalrus-soak.XXXXXX)"
@@ -43,7 +41,7 @@ chmod 755 "$work"
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 archive="$work/archive"
 mkdir "$archive"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 server_pid=""; load_pid=""; receiver_pid=""; failed=0
 cleanup() {
     set +e
