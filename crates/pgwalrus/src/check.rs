@@ -20,15 +20,7 @@ use crate::failure::{Failure, Outcome};
 /// A [`Failure`] whose exit code says why streaming would not work.
 pub fn run(args: &CheckArgs) -> Outcome {
     let config = crate::connection::resolve(&args.conn)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure::new(
-                Exit::Io,
-                anyhow::Error::new(e).context("could not start the runtime"),
-            )
-        })?;
+    let runtime = crate::connection::runtime()?;
     let mut report = String::new();
     let result = runtime.block_on(check(&config, args.slot.as_deref(), &mut report));
     let mut stdout = std::io::stdout().lock();

@@ -1,5 +1,5 @@
 //! The app's side of connecting: settings from the command line (with the `-W` prompt),
-//! and the mapping from client errors to exit codes.
+//! the runtime connections run on, and the mapping from client errors to exit codes.
 
 use pgwalrus_client::Error as ClientError;
 use pgwalrus_client::config::Config;
@@ -79,4 +79,16 @@ pub fn exit_for(error: &ClientError) -> Exit {
 /// Wraps a client error with its exit code.
 pub fn failure(error: ClientError) -> Failure {
     Failure::new(exit_for(&error), error)
+}
+
+/// The runtime every networked command runs on: one thread for the network (file I/O has
+/// threads of its own), so a receiver uses one core for protocol work at most.
+///
+/// # Errors
+/// Exit 5 when the runtime cannot be created (out of threads or file descriptors).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Exit::Io, anyhow::Error::new(e).context("could not start the runtime")))
 }

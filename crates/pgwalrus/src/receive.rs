@@ -24,15 +24,7 @@ use crate::receiver::progress::ProgressMode;
 /// A [`Failure`] with the documented exit code.
 pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
     let conn = crate::connection::resolve(&args.conn)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure::new(
-                Exit::Io,
-                anyhow::Error::new(e).context("could not start the runtime"),
-            )
-        })?;
+    let runtime = crate::connection::runtime()?;
     if args.drop_slot {
         let slot = args.slot.clone().unwrap_or_default();
         return runtime.block_on(async {
