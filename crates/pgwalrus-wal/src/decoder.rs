@@ -567,6 +567,9 @@ impl WalDecoder {
     /// Runs the state machine until a record (`true`, see [`view`](Self::view)), the
     /// need for more bytes, the end or an error.
     fn poll(&mut self, ext: &[u8]) -> Result<bool, DecodeError> {
+        if self.in_page_record(ext) {
+            return Ok(true);
+        }
         loop {
             let on_carry = self.carry_len() > 0;
             match self.step(ext)? {
@@ -924,6 +927,82 @@ impl WalDecoder {
             header_checked: full_header,
         });
         Ok(Step::Continue)
+    }
+
+    /// The common case in one go, without the general state machine: at a record boundary
+    /// inside a page, a whole valid record lies in this page and in the input at hand. It
+    /// is completed exactly as `record_start` and `complete` would complete it. Anything
+    /// else — a page start, a record crossing the page or the input, any check failing, an
+    /// `XLOG SWITCH`, a pending aborted record — returns `false` having changed nothing,
+    /// and the general path decides (and reports) it.
+    fn in_page_record(&mut self, ext: &[u8]) -> bool {
+        if !matches!(self.phase, Phase::RecordStart)
+            || self.pos.0.is_multiple_of(PAGE)
+            || self.pending_aborted.is_some()
+        {
+            return false;
+        }
+        let (Some(major), Some(expected_prev)) = (self.major, self.prev_record.or(self.expect.prev))
+        else {
+            return false;
+        };
+        let lsn = self.pos;
+        let page_rest = PAGE - lsn.0 % PAGE;
+        let on_carry = self.carry_len() > 0;
+        let at = if on_carry { self.buf_pos } else { self.ext_pos };
+        let avail = current(&self.buf, self.buf_pos, ext, self.ext_pos);
+        let Some(header) = RecordHeader::parse(avail) else {
+            return false;
+        };
+        let len = header.tot_len as usize;
+        if (header.tot_len as usize) < RECORD_HEADER_LEN
+            || u64::from(header.tot_len) > page_rest
+            || header.tot_len > self.expect.max_record_len
+            || header.prev != expected_prev
+            || !RmgrId(header.rmid).is_valid(major)
+        {
+            return false;
+        }
+        let Some(raw) = avail.get(..len) else {
+            return false;
+        };
+        if record_crc_joined(raw, &mut self.crc_join) != Some(header.crc) {
+            return false;
+        }
+        let Ok(body) = parse_body(major, lsn, raw, |_, _, _| {}) else {
+            return false;
+        };
+        if header.rmid == RmgrId::XLOG.0 && header.rmgr_info() == crate::rmgr::XLOG_SWITCH {
+            return false;
+        }
+        // Valid: consume it, and its alignment padding when at hand, as `complete` does.
+        self.consume(len, ext);
+        let end = Lsn(align8(self.pos.0));
+        let pad = usize::try_from(end.0 - self.pos.0).unwrap_or(usize::MAX);
+        if pad <= self.available(ext).len() {
+            self.consume(pad, ext);
+        } else {
+            self.phase = Phase::Skip {
+                until: end,
+                then: After::RecordStart,
+            };
+        }
+        self.prev_record = Some(lsn);
+        self.next_record = end;
+        self.done = Some(Done {
+            lsn,
+            end,
+            header,
+            major,
+            aborted_record: None,
+            main_data: body.main_data,
+            loc: if on_carry {
+                Loc::Carry(at..at + len)
+            } else {
+                Loc::Borrowed(at..at + len)
+            },
+        });
+        true
     }
 
     /// Copies record bytes from the current page; completes the record when all are in.

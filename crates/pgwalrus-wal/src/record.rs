@@ -78,14 +78,16 @@ impl RecordHeader {
     /// Reads a header from the first 24 bytes of `bytes` (no validation beyond the
     /// length); `None` when fewer than 24 bytes are given.
     pub fn parse(bytes: &[u8]) -> Option<RecordHeader> {
-        let h = bytes.get(..RECORD_HEADER_LEN)?;
+        let h: &[u8; RECORD_HEADER_LEN] = bytes.get(..RECORD_HEADER_LEN)?.try_into().ok()?;
+        let [l0, l1, l2, l3, x0, x1, x2, x3, p0, p1, p2, p3, p4, p5, p6, p7, info, rmid, _, _, c0, c1, c2, c3] =
+            *h;
         Some(RecordHeader {
-            tot_len: le_u32(h, 0)?,
-            xid: le_u32(h, 4)?,
-            prev: Lsn(le_u64(h, 8)?),
-            info: *h.get(16)?,
-            rmid: *h.get(17)?,
-            crc: le_u32(h, 20)?,
+            tot_len: u32::from_le_bytes([l0, l1, l2, l3]),
+            xid: u32::from_le_bytes([x0, x1, x2, x3]),
+            prev: Lsn(u64::from_le_bytes([p0, p1, p2, p3, p4, p5, p6, p7])),
+            info,
+            rmid,
+            crc: u32::from_le_bytes([c0, c1, c2, c3]),
         })
     }
 

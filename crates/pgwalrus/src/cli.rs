@@ -223,6 +223,10 @@ pub struct ReceiveArgs {
     /// replication; commits wait on it).
     #[arg(long = "synchronous")]
     pub synchronous: bool,
+    /// Do not decode and CRC-check records as they arrive (verification is on by default:
+    /// WAL that fails it stops the receiver, exit 6).
+    #[arg(long = "no-verify")]
+    pub no_verify: bool,
     /// Compress segments as they arrive, as pg_receivewal does: METHOD is none, gzip, lz4
     /// or zstd, DETAIL a level (gzip:9, zstd:level=19, lz4:1); a bare number is a gzip
     /// level (0 = none). Files are NAME.gz, NAME.lz4 or NAME.zst (NAME.c.partial while

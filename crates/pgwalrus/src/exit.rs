@@ -22,6 +22,9 @@ pub enum Exit {
     WalGone = 4,
     /// A local I/O error (disk full, permissions, failed fsync) stopped the run.
     Io = 5,
+    /// The server sent WAL that fails verification (a record's CRC, a page header, the
+    /// `xl_prev` chain); nothing after it was archived.
+    CorruptWal = 6,
     /// `restore`: the file is in the archive but damaged or unreadable, the archive has a
     /// hole where it should be, or restore cannot run (bad arguments, no archive, `%p` not
     /// writable). PostgreSQL 14–18 treat a `restore_command` status above 125 like death by
@@ -61,6 +64,7 @@ Exit status:
   3  the archive belongs to another cluster
   4  WAL needed is gone from the server (slot dropped or invalidated, segment removed)
   5  local I/O error (disk full, permissions, fsync failure)
+  6  the server sent WAL that fails verification (CRC, page header, xl_prev)
   255  restore: file damaged or unreadable, hole in the archive, or restore cannot run";
 
 /// The exit statuses of `restore`, as shown at the end of its `--help`.
@@ -88,6 +92,7 @@ mod tests {
             Exit::OtherCluster,
             Exit::WalGone,
             Exit::Io,
+            Exit::CorruptWal,
             Exit::AbortRecovery,
         ] {
             assert!(

@@ -81,6 +81,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
             Durability::Fsync
         },
         synchronous: args.synchronous,
+        verify: !args.no_verify,
         compression: args.compress.unwrap_or_default(),
         status_interval: (args.status_interval > 0)
             .then(|| Duration::from_secs(args.status_interval)),

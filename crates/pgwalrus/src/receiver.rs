@@ -1,10 +1,11 @@
 //! The receive loop: [`core`] holds the sans-IO policy (feedback, fsync requests, stop),
 //! [`writer`] the blocking writer thread, [`driver`] the async glue (connection, start
-//! point, reconnects, signals), [`progress`] the live line and per-segment log, [`timelines`]
+//! point, reconnects, signals), [`inspect`] the streaming CRC verification, [`progress`] the live line and per-segment log, [`timelines`]
 //! the rules for a server on another timeline than the archive.
 
 pub mod core;
 pub mod driver;
+pub mod inspect;
 pub mod progress;
 pub mod timelines;
 pub mod writer;

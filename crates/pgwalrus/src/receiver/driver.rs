@@ -66,6 +66,8 @@ pub struct ReceiveSettings {
     pub durability: Durability,
     /// `--synchronous`.
     pub synchronous: bool,
+    /// Decode and CRC-check every record as it arrives (off with `--no-verify`).
+    pub verify: bool,
     /// `-Z`: how new segments are compressed (in the writer thread).
     pub compression: CompressionSpec,
     /// `-s`; `None` for 0.
@@ -247,6 +249,8 @@ struct Prepared {
     histories: Vec<(TimeLineId, bytes::Bytes)>,
     archive_has_wal: bool,
     partial: Option<PathBuf>,
+    /// The server's system identifier (streaming verification checks every page's).
+    system_id: u64,
 }
 
 async fn session(
@@ -265,6 +269,7 @@ async fn session(
         settings.durability,
         settings.synchronous,
         settings.compression,
+        settings.verify.then_some(prepared.system_id),
     )
     .map_err(|e| {
         SessionError::fatal(
@@ -397,6 +402,7 @@ async fn prepare(
         histories,
         archive_has_wal,
         partial,
+        system_id: identity.system_id,
     })
 }
 
@@ -779,6 +785,19 @@ fn archive_error(e: ArchiveError) -> SessionError {
     SessionError::fatal(Exit::Io, e)
 }
 
+/// The server sent WAL that does not verify: stop, never archive it silently.
+fn corrupt_wal(e: &pgwalrus_wal::DecodeError, server: &str, system_id: u64) -> SessionError {
+    SessionError::fatal(
+        Exit::CorruptWal,
+        anyhow::anyhow!(
+            "server {server} (system identifier {system_id}) sent WAL that fails verification at {}: {}; \
+             the chunk completing it was not archived and its segment stays .partial",
+            e.lsn,
+            e.kind
+        ),
+    )
+}
+
 /// Errors while streaming: WAL gone from the server and dropped slots are fatal (4).
 fn stream_error(e: ClientError, p: &StreamPosition<'_>) -> SessionError {
     match sqlstate(&e) {
@@ -841,7 +860,9 @@ async fn stream(
         histories,
         archive_has_wal,
         partial,
+        system_id,
     } = prepared;
+    let server = conn.target().to_owned();
     let slot = settings.slot.as_deref();
     let policy = FeedbackPolicy {
         status_interval: settings.status_interval,
@@ -940,6 +961,7 @@ async fn stream(
                 }
                 Some(Event::Closed(_)) => Actions::new(),
                 Some(Event::Failed(e)) => return Err(mark_streamed(archive_error(e), streamed)),
+                Some(Event::Corrupt(e)) => return Err(corrupt_wal(&e, &server, system_id)),
                 None => return Err(retry(anyhow::anyhow!("the writer thread stopped"), streamed)),
             },
             () = sleep => core.on_tick(now()),
@@ -1035,6 +1057,7 @@ async fn close_partial(
                 return Ok(lsn);
             }
             Some(Event::Failed(e)) => return Err(archive_error(e)),
+            Some(Event::Corrupt(e)) => return Err(SessionError::fatal(Exit::CorruptWal, anyhow::anyhow!("received WAL that fails verification at {}: {}", e.lsn, e.kind))),
             Some(Event::Synced(lsn) | Event::Flushed(lsn)) => {
                 core.on_flushed(lsn, now());
             }

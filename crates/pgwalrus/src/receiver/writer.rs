@@ -11,7 +11,9 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use pgwalrus_archive::{ArchiveWriter, CompressionSpec, Durability, Error as ArchiveError, StdFs};
 use pgwalrus_wal::names::SegmentName;
-use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
+use pgwalrus_wal::{DecodeError, Lsn, TimeLineId, WalSegSize};
+
+use super::inspect::StreamInspector;
 use tokio::sync::mpsc;
 
 /// Chunks the queue holds before the network side waits. The server sends at most 128 KiB
@@ -65,6 +67,9 @@ pub enum Event {
     HistoryWritten(PathBuf),
     /// Answer to [`Command::ClosePartial`]: durable up to here, segment closed.
     Closed(Lsn),
+    /// The server sent WAL that fails verification (the chunk completing the bad record was
+    /// not written); the thread has stopped.
+    Corrupt(DecodeError),
     /// The archive failed; the thread has stopped. Nothing after the last durable position
     /// can be trusted to be on disk.
     Failed(ArchiveError),
@@ -91,6 +96,7 @@ impl WriterHandle {
         durability: Durability,
         synchronous: bool,
         compression: CompressionSpec,
+        verify_system_id: Option<u64>,
     ) -> std::io::Result<WriterHandle> {
         let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE_DEPTH);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -100,7 +106,10 @@ impl WriterHandle {
             .with_compression(compression);
         let thread = std::thread::Builder::new()
             .name("pgwalrus-writer".into())
-            .spawn(move || run(writer, cmd_rx, ev_tx, synchronous))?;
+            .spawn(move || {
+                let inspector = verify_system_id.map(|id| StreamInspector::new(id, seg_size));
+                run(writer, inspector, cmd_rx, ev_tx, synchronous);
+            })?;
         Ok(WriterHandle {
             commands: cmd_tx,
             events: ev_rx,
@@ -121,8 +130,30 @@ impl WriterHandle {
     }
 }
 
+/// Why the writer thread stopped.
+enum Stop {
+    Archive(ArchiveError),
+    Corrupt(DecodeError),
+}
+
+impl From<ArchiveError> for Stop {
+    fn from(e: ArchiveError) -> Self {
+        Stop::Archive(e)
+    }
+}
+
+impl Stop {
+    fn event(self) -> Event {
+        match self {
+            Stop::Archive(e) => Event::Failed(e),
+            Stop::Corrupt(e) => Event::Corrupt(e),
+        }
+    }
+}
+
 fn run(
     mut writer: ArchiveWriter<StdFs>,
+    mut inspector: Option<StreamInspector>,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
     synchronous: bool,
@@ -135,8 +166,8 @@ fn run(
             if matches!(command, Command::Data { .. }) {
                 wrote = true;
             }
-            if let Err(e) = handle(&mut writer, command, &events) {
-                let _ = events.send(Event::Failed(e));
+            if let Err(stop) = handle(&mut writer, inspector.as_mut(), command, &events) {
+                let _ = events.send(stop.event());
                 return;
             }
             next = commands.try_recv().ok();
@@ -160,16 +191,27 @@ fn run(
 
 fn handle(
     writer: &mut ArchiveWriter<StdFs>,
+    inspector: Option<&mut StreamInspector>,
     command: Command,
     events: &mpsc::UnboundedSender<Event>,
-) -> Result<(), ArchiveError> {
+) -> Result<(), Stop> {
     match command {
         Command::History { tli, content } => {
             let path = writer.write_history(tli, &content)?;
             let _ = events.send(Event::HistoryWritten(path));
         }
-        Command::Start { tli, lsn } => writer.start(tli, lsn)?,
+        Command::Start { tli, lsn } => {
+            writer.start(tli, lsn)?;
+            if let Some(inspector) = inspector {
+                inspector.start(writer.dir(), tli, lsn);
+            }
+        }
         Command::Data { tli, lsn, bytes } => {
+            // Checked before it is written: the chunk that completes a corrupt record never
+            // reaches the archive.
+            if let Some(inspector) = inspector {
+                inspector.check(&bytes).map_err(Stop::Corrupt)?;
+            }
             let flush_before = writer.flush_lsn();
             let written = writer.write(tli, lsn, &bytes)?;
             for name in written.completed() {

@@ -29,6 +29,7 @@ mod receive_interop;
 mod receive_slots;
 mod receive_support;
 mod receive_sync;
+mod receive_verify;
 mod receive_timeline;
 mod restore;
 mod support;
