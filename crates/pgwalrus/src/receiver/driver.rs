@@ -6,10 +6,10 @@
 //!
 //! Timelines: every session first compares the archive's history files with the server's
 //! (a disagreement is refused before anything is touched), then chooses the start along
-//! the server's history by the rules of [`timelines`](super::timelines), and at an end of
-//! timeline follows the server to the next one. With `--create-slot` the slot is created
-//! in every session, so a failover to a promoted standby (several hosts and
-//! `target_session_attrs=read-write` in the conninfo) gets one too.
+//! the server's history by the rules of [`timelines`], and at an end of timeline follows
+//! the server to the next one. With `--create-slot` the slot is created in every session,
+//! so a failover to a promoted standby (several hosts and `target_session_attrs=read-write`
+//! in the conninfo) gets one too.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};

@@ -14,10 +14,21 @@
 //!   old timeline's files past the fork and leaves them alone; a restart before timeline 2
 //!   has overtaken them resumes where timeline 2's files end; recovery follows timeline 2.
 //! * A history file that disagrees with the server's (two standbys of one primary promoted
-//!   to two different timelines 2) is refused with exit 3, naming both; nothing changes.
+//!   to two different timelines 2) is refused with exit 3, naming both; so is an archive on
+//!   a timeline outside the server's history (timeline 2 against a timeline 3 that branched
+//!   off timeline 1); nothing changes.
 //!
 //! Standbys are copies of the cleanly stopped primary with `standby.signal` and
 //! `primary_conninfo` (every major's harness has only `initdb`, `pg_ctl` and `postgres`).
+//!
+//! No `pg_switch_wal()` runs upstream of a standby while pgwalrus streams from that
+//! standby. A cascading walsender may send the padding after a switch record before the
+//! standby's walreceiver has written it: replaying the switch record moves the standby's
+//! replay position, which bounds what it sends, to the end of the segment at once. The
+//! archive then holds whatever the standby's (recycled) file had there — never read by
+//! recovery, but not byte-identical to the standby's `pg_wal` once the walreceiver has
+//! written the zeros. Seen on PostgreSQL 15: in a segment whose switch record ended at
+//! offset 0x8A1E0, the bytes from 0xCA000 to the end were an old segment's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -416,10 +427,14 @@ fn receive_follows_two_failovers_to_promoted_standbys_and_recovery_reaches_timel
         format!("127.0.0.1:{}", s2.port()),
     );
     wait_log(&ra, &format!("created replication slot \"{SLOT}\" on {pa}"));
+    for r in [&ra, &rb, &rc] {
+        wait_log(r, "starting log streaming at");
+    }
 
     // Timeline 1 on P.
-    write(&p, 2..=300, "timeline 1", 1500);
-    let end1 = switch(&p);
+    // No segment switches upstream of S2 while B streams from it (see the module
+    // documentation): positions inside segments instead.
+    let end1 = write(&p, 2..=300, "timeline 1", 1500);
     wait_holds(&a, &p, 1, end1, &ra);
     wait_holds(&c, &p, 1, end1, &rc);
     assert_covers_base(&a, &copies);
@@ -445,8 +460,7 @@ fn receive_follows_two_failovers_to_promoted_standbys_and_recovery_reaches_timel
     );
 
     // Timeline 2 on S1; S2 follows it.
-    write(&s1, 20_000..=20_200, "timeline 2", 1200);
-    let end2 = switch(&s1);
+    let end2 = write(&s1, 20_000..=20_200, "timeline 2", 1200);
     wait_holds(&a, &s1, 2, end2, &ra);
     wait_replayed(&s2, end2);
     wait_holds(&b, &s2, 2, end2, &rb);
@@ -545,6 +559,7 @@ fn receive_continues_from_the_fork_when_the_archive_ran_ahead_on_the_old_primary
     let home = Home::new();
     let archive = new_archive(&p, "archive");
     let r = receive_into(&home, &archive, &p.conninfo(TRUST_USER), &[]);
+    wait_log(&r, "starting log streaming at");
     // Timeline 1 ends in the middle of a segment: timeline 2's copy of it starts with
     // timeline 1's WAL.
     let end = write(&p, 2..=200, "timeline 1", 1500);
@@ -554,7 +569,10 @@ fn receive_continues_from_the_fork_when_the_archive_ran_ahead_on_the_old_primary
     // S is promoted; P goes on writing timeline 1, and the archive keeps it.
     wait_replayed(&s, end);
     let fork = promote(&s, 2);
-    assert!(fork.0 % SEG != 0, "the fork {fork} is inside a segment");
+    assert!(
+        !fork.0.is_multiple_of(SEG),
+        "the fork {fork} is inside a segment"
+    );
     let fork_segno = fork.0 / SEG;
     write(&p, 1000..=1100, "timeline 1 after the fork: lost", 4000);
     let ahead = switch(&p);
@@ -649,11 +667,12 @@ fn receive_continues_from_the_fork_when_the_archive_ran_ahead_on_the_old_primary
 }
 
 #[test]
-fn receive_refuses_a_history_file_that_disagrees_with_the_server() {
+fn receive_refuses_a_history_file_or_a_timeline_the_server_does_not_share() {
     let p = primary();
     let copies = stop_and_copy(&p);
     let s = standby_of(&p, &copies.standby, "s");
     let t = standby_of(&p, &copies.standby, "t");
+    let u = standby_of(&p, &copies.standby, "u");
     write(&p, 2..=100, "timeline 1", 300);
     let end = switch(&p);
     wait_replayed(&s, end);
@@ -663,10 +682,26 @@ fn receive_refuses_a_history_file_that_disagrees_with_the_server() {
     wait_replayed(&t, lsn_of(&p));
     let fork_t = promote(&t, 2);
     assert_ne!(fork_s, fork_t);
+    // U, seeing S's history file, becomes timeline 3 branched off timeline 1: its history
+    // has no timeline 2.
+    let s_history = s.pg_wal_dir().join("00000002.history");
+    let u_history = u.pg_wal_dir().join("00000002.history");
+    std::fs::copy(&s_history, &u_history).unwrap();
+    give_to_server_user(&u_history);
+    wait_replayed(&u, lsn_of(&p));
+    let fork_u = promote(&u, 3);
+    assert_eq!(
+        switch_points(&u, 3),
+        [fork_u],
+        "timeline 3 branched off timeline 1"
+    );
+    // It was only there to make U choose timeline 3.
+    std::fs::remove_file(&u_history).unwrap();
 
     let home = Home::new();
     let archive = new_archive(&p, "archive");
     let r = receive_into(&home, &archive, &s.conninfo(TRUST_USER), &[]);
+    wait_log(&r, "starting log streaming at");
     write(&s, 1000..=1100, "timeline 2 of S", 300);
     let end_s = switch(&s);
     wait_holds(&archive, &s, 2, end_s, &r);
@@ -698,5 +733,27 @@ fn receive_refuses_a_history_file_that_disagrees_with_the_server() {
     ] {
         assert!(run.stderr.contains(&needle), "{needle}\n{}", run.stderr);
     }
+    assert!(snapshot(&archive) == before, "the archive was changed");
+
+    // The archive's timeline 2 is not in U's history (1, 3). U has no history file of
+    // timeline 2 to compare the archive's with.
+    let run = pgwalrus(
+        &home,
+        &[
+            "receive",
+            "-D",
+            &archive.display().to_string(),
+            "-d",
+            &u.conninfo(TRUST_USER),
+            "--no-loop",
+        ],
+        &[],
+    );
+    run.expect_code(3);
+    let needle = format!(
+        "archive is on timeline 2, which is not in the history of server 127.0.0.1:{} (timelines 1, 3)",
+        u.port()
+    );
+    assert!(run.stderr.contains(&needle), "{needle}\n{}", run.stderr);
     assert!(snapshot(&archive) == before, "the archive was changed");
 }
