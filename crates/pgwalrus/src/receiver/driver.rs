@@ -1057,7 +1057,16 @@ async fn close_partial(
                 return Ok(lsn);
             }
             Some(Event::Failed(e)) => return Err(archive_error(e)),
-            Some(Event::Corrupt(e)) => return Err(SessionError::fatal(Exit::CorruptWal, anyhow::anyhow!("received WAL that fails verification at {}: {}", e.lsn, e.kind))),
+            Some(Event::Corrupt(e)) => {
+                return Err(SessionError::fatal(
+                    Exit::CorruptWal,
+                    anyhow::anyhow!(
+                        "received WAL that fails verification at {}: {}",
+                        e.lsn,
+                        e.kind
+                    ),
+                ));
+            }
             Some(Event::Synced(lsn) | Event::Flushed(lsn)) => {
                 core.on_flushed(lsn, now());
             }

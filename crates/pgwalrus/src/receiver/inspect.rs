@@ -24,7 +24,12 @@ pub struct StreamInspector {
 impl StreamInspector {
     /// Verification against the cluster `system_id`.
     pub fn new(system_id: u64, seg_size: WalSegSize) -> Self {
-        Self { system_id, seg_size, decoder: None, records: 0 }
+        Self {
+            system_id,
+            seg_size,
+            decoder: None,
+            records: 0,
+        }
     }
 
     /// Streaming (re)starts on `tli` at `lsn`; the history of `tli` is read from `dir` (it is
@@ -46,7 +51,9 @@ impl StreamInspector {
     /// # Errors
     /// The decoder's error: a CRC mismatch, a broken `xl_prev` link, an invalid page header…
     pub fn check(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let Some(decoder) = self.decoder.as_mut() else { return Ok(()) };
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Ok(());
+        };
         decoder.feed(bytes);
         while decoder.next()?.is_some() {
             self.records += 1;

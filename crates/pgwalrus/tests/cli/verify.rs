@@ -151,7 +151,7 @@ fn every_flipped_byte_inside_a_record_is_reported_at_that_record() {
     let home = Home::new();
     let recs = records(&home, &a.dir);
     let seg_size = 1u64 << 20;
-    let mut rng = Rng(0x5eed_0f_f11b);
+    let mut rng = Rng(0x5eed_0ff1_1b00);
     let trials = 100;
     for trial in 0..trials {
         let (lsn, end) = recs[rng.below(recs.len() as u64) as usize];
