@@ -11,6 +11,7 @@
 # Not a test: numbers depend on the machine. Run on a quiet machine; results go to stdout
 # as a Markdown table (paste into docs/benchmarks.md together with the command line).
 #
+#   PGWALRUS_ARGS="--no-verify" adds flags to the pgwalrus runs.
 #   bench/receive-vs-pg_receivewal.sh [--gib N] [--runs N] [--sync-seconds N] [--skip-sync]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,7 +78,7 @@ run_one() { # tool dir -> "wall user sys maxrss_kb"
     if [ "$tool" = pg_receivewal ]; then
         /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>&1 || true
     else
-        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>&1 || true
+        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n ${PGWALRUS_ARGS:-} >/dev/null 2>&1 || true
     fi
     tail -1 "$work/time.out"
 }

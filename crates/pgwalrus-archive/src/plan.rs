@@ -94,7 +94,9 @@ pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSeg
     let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
     names.sort();
     for os_name in names {
-        let Some(text) = os_name.to_str() else { continue };
+        let Some(text) = os_name.to_str() else {
+            continue;
+        };
         // Any valid segment name parses at the smallest size's range check.
         let Ok(FileName::Segment(name)) = FileName::parse(text, WalSegSize::MIN) else {
             // Larger sizes allow fewer YYYYYYYY values, never more: a name that fails at
@@ -107,7 +109,9 @@ pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSeg
         let path = dir.join(&os_name);
         let file = fs.open_read(&path).map_err(Error::at(Op::Open, &path))?;
         let mut page = [0u8; LONG_HEADER_LEN];
-        let got = file.read_at(&mut page, 0).map_err(Error::at(Op::Read, &path))?;
+        let got = file
+            .read_at(&mut page, 0)
+            .map_err(Error::at(Op::Read, &path))?;
         if let Ok(header) = PageHeader::parse(&page[..got]) {
             if let Some(size) = header.long.and_then(|l| WalSegSize::new(l.seg_size).ok()) {
                 return Ok(Some(size));
@@ -136,8 +140,12 @@ pub fn plan<F: ArchiveFs>(
     let mut newest = TimeLineId::ONE;
     let mut history_files: BTreeMap<TimeLineId, PathBuf> = BTreeMap::new();
     for os_name in &names {
-        let Some(text) = os_name.to_str() else { continue };
-        let Ok(name) = FileName::parse(text, seg_size) else { continue };
+        let Some(text) = os_name.to_str() else {
+            continue;
+        };
+        let Ok(name) = FileName::parse(text, seg_size) else {
+            continue;
+        };
         if name.is_temporary() {
             continue;
         }
@@ -157,7 +165,9 @@ pub fn plan<F: ArchiveFs>(
                 newest = newest.max(history.tli());
                 if history.compression().is_some() {
                     // A plain copy wins; a compressed one alone is reported when needed.
-                    history_files.entry(history.tli()).or_insert_with(|| dir.join(os_name));
+                    history_files
+                        .entry(history.tli())
+                        .or_insert_with(|| dir.join(os_name));
                 } else {
                     history_files.insert(history.tli(), dir.join(os_name));
                 }
@@ -170,19 +180,27 @@ pub fn plan<F: ArchiveFs>(
         (TimelineHistory::without_parents(target), true)
     } else if let Some(path) = history_files.get(&target) {
         let content = read_plain(fs, path)?;
-        let parsed = TimelineHistory::parse(target, &content)
-            .map_err(|source| PlanError::BadHistory { path: path.clone(), source })?;
+        let parsed =
+            TimelineHistory::parse(target, &content).map_err(|source| PlanError::BadHistory {
+                path: path.clone(),
+                source,
+            })?;
         (parsed, true)
     } else {
         (TimelineHistory::without_parents(target), false)
     };
 
     // The first segment each timeline of the history serves, newest first.
-    let mut starts: Vec<(TimeLineId, SegNo)> =
-        history.spans().map(|span| (span.tli, span.begin.segno(seg_size))).collect();
+    let mut starts: Vec<(TimeLineId, SegNo)> = history
+        .spans()
+        .map(|span| (span.tli, span.begin.segno(seg_size)))
+        .collect();
     starts.reverse();
     let serving = |segno: SegNo| -> Option<TimeLineId> {
-        starts.iter().find(|(_, first)| *first <= segno).map(|(tli, _)| *tli)
+        starts
+            .iter()
+            .find(|(_, first)| *first <= segno)
+            .map(|(tli, _)| *tli)
     };
 
     let mut segments: Vec<PlannedSegment> = Vec::new();
@@ -191,7 +209,11 @@ pub fn plan<F: ArchiveFs>(
     for segno in candidates {
         let Some(tli) = serving(segno) else { continue };
         if let Some((name, path)) = files.get(&(segno, tli)) {
-            segments.push(PlannedSegment { segno, name: *name, path: path.clone() });
+            segments.push(PlannedSegment {
+                segno,
+                name: *name,
+                path: path.clone(),
+            });
         }
     }
     let mut gaps = Vec::new();
@@ -200,14 +222,28 @@ pub fn plan<F: ArchiveFs>(
         if b.0 > a.0 + 1 {
             let first = SegNo(a.0 + 1);
             let tli = serving(first).unwrap_or(target);
-            gaps.push(Gap { tli, first, last: SegNo(b.0 - 1) });
+            gaps.push(Gap {
+                tli,
+                first,
+                last: SegNo(b.0 - 1),
+            });
         }
     }
-    Ok(ArchivePlan { seg_size, target, history, history_found, segments, gaps })
+    Ok(ArchivePlan {
+        seg_size,
+        target,
+        history,
+        history_found,
+        segments,
+        gaps,
+    })
 }
 
 fn read_plain<F: ArchiveFs>(fs: &F, path: &Path) -> Result<Vec<u8>> {
-    let text = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let text = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     // A compressed history file (pg_receivewal -Z gzip writes `00000002.history.gz`) is
     // read through the reader, which decompresses it whole.
     if let Ok(name @ FileName::History(history)) = FileName::parse(text, WalSegSize::MIN)
@@ -220,7 +256,9 @@ fn read_plain<F: ArchiveFs>(fs: &F, path: &Path) -> Result<Vec<u8>> {
     let mut content = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        let got = file.read_at(&mut buf, content.len() as u64).map_err(Error::at(Op::Read, path))?;
+        let got = file
+            .read_at(&mut buf, content.len() as u64)
+            .map_err(Error::at(Op::Read, path))?;
         if got == 0 {
             return Ok(content);
         }
@@ -239,7 +277,12 @@ mod tests {
     use crate::fs::SimFs;
 
     fn seg(tli: u32, segno: u64) -> SegmentName {
-        SegmentName::new(TimeLineId::new(tli).unwrap(), SegNo(segno), WalSegSize::DEFAULT).unwrap()
+        SegmentName::new(
+            TimeLineId::new(tli).unwrap(),
+            SegNo(segno),
+            WalSegSize::DEFAULT,
+        )
+        .unwrap()
     }
 
     fn dir_with(files: &[(&str, &[u8])]) -> (SimFs, PathBuf) {
@@ -269,13 +312,26 @@ mod tests {
         assert_eq!(plan.target.get(), 2);
         assert!(plan.history_found);
         let got: Vec<String> = plan.segments.iter().map(|s| s.name.to_string()).collect();
-        assert_eq!(got, [names[0].clone(), names[1].clone(), names[3].clone(), names[4].clone()]);
+        assert_eq!(
+            got,
+            [
+                names[0].clone(),
+                names[1].clone(),
+                names[3].clone(),
+                names[4].clone()
+            ]
+        );
         assert!(plan.gaps.is_empty());
     }
 
     #[test]
     fn reports_gaps_and_prefers_complete_files() {
-        let names = [seg(1, 1).to_string(), seg(1, 4).partial().to_string(), seg(1, 4).to_string(), seg(1, 7).to_string()];
+        let names = [
+            seg(1, 1).to_string(),
+            seg(1, 4).partial().to_string(),
+            seg(1, 4).to_string(),
+            seg(1, 7).to_string(),
+        ];
         let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
         let (fs, dir) = dir_with(&files);
         let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
@@ -284,16 +340,26 @@ mod tests {
         assert_eq!(
             plan.gaps,
             [
-                Gap { tli: TimeLineId::ONE, first: SegNo(2), last: SegNo(3) },
-                Gap { tli: TimeLineId::ONE, first: SegNo(5), last: SegNo(6) }
+                Gap {
+                    tli: TimeLineId::ONE,
+                    first: SegNo(2),
+                    last: SegNo(3)
+                },
+                Gap {
+                    tli: TimeLineId::ONE,
+                    first: SegNo(5),
+                    last: SegNo(6)
+                }
             ]
         );
     }
 
     #[test]
     fn a_compressed_history_file_is_read() {
-        let mut e = crate::compress::Encoder::new(pgwalrus_wal::names::Compression::Gzip, 6).unwrap();
-        e.write(b"1\t0/3000100\tno recovery target specified\n").unwrap();
+        let mut e =
+            crate::compress::Encoder::new(pgwalrus_wal::names::Compression::Gzip, 6).unwrap();
+        e.write(b"1\t0/3000100\tno recovery target specified\n")
+            .unwrap();
         e.finish().unwrap();
         let gz = std::mem::take(e.output());
         let names = [seg(1, 2).to_string(), seg(2, 3).to_string()];

@@ -9,6 +9,22 @@
 //! It keeps no consumed bytes: memory is the unconsumed input plus the record being
 //! assembled (bounded by [`Expectations::max_record_len`]).
 //!
+//! # Checking without copies
+//!
+//! For checking WAL rather than using its records (`pgwalrus verify`), two things avoid
+//! all per-record work beyond the checks, with the same results as `feed` and `next`:
+//!
+//! * [`feed_borrowed`](WalDecoder::feed_borrowed) decodes the caller's bytes in place; only
+//!   a record that crosses a page (or the end of those bytes) is copied, into a buffer the
+//!   decoder reuses;
+//! * [`next_checked`](WalDecoder::next_checked) makes every check `next` makes but returns
+//!   a [`RecordView`] borrowing the bytes instead of building an owned [`Record`].
+//!
+//! A record that lies whole in a page takes a straight path through the checks; anything
+//! else, including every failure, takes the general state machine, so that errors are
+//! decided in one place. [`sync_point`](WalDecoder::sync_point) lets decoders started at
+//! different places prove they agree, to decode segments in parallel.
+//!
 //! # End of WAL versus corruption
 //!
 //! WAL has no end marker: the valid stream simply stops, followed by zeros (a new or
@@ -38,14 +54,15 @@ pub use sync::SyncPoint;
 
 use std::ops::Range;
 
-use crate::crc::{JOIN_LEN, record_crc_joined};
+use crate::crc::record_crc;
 use crate::history::TimelineHistory;
 use crate::page::{
     LONG_HEADER_LEN, PageHeader, PageHeaderError, SHORT_HEADER_LEN, XLOG_BLCKSZ,
     XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD, XLP_LONG_HEADER,
 };
 use crate::record::{
-    ParsedBody, RECORD_HEADER_LEN, Record, RecordHeader, RecordView, le_u32, le_u64, parse_body,
+    ParsedBody, RECORD_HEADER_LEN, Record, RecordHeader, RecordView, common_shape_main_data,
+    le_u32, le_u64, parse_body,
 };
 use crate::rmgr::RmgrId;
 use crate::{Lsn, PgMajor, TimeLineId, WalSegSize};
@@ -216,7 +233,7 @@ enum Loc {
     Borrowed(Range<usize>),
 }
 
-/// The record that passed every check most recently, being handed out.
+/// The record that passed every check most recently: what [`WalDecoder::view`] shows.
 #[derive(Debug)]
 struct Done {
     lsn: Lsn,
@@ -228,10 +245,26 @@ struct Done {
     loc: Loc,
 }
 
+impl Default for Done {
+    /// A placeholder until the first record: never shown, `poll` reports a record only
+    /// after completing it here.
+    fn default() -> Self {
+        Done {
+            lsn: Lsn(0),
+            end: Lsn(0),
+            header: RecordHeader::default(),
+            major: PgMajor::V15,
+            aborted_record: None,
+            main_data: 0..0,
+            loc: Loc::Scratch,
+        }
+    }
+}
+
 enum Step {
     Continue,
     NeedMore,
-    /// A record is complete: see [`WalDecoder::done`].
+    /// A record is complete, in [`WalDecoder::done`].
     Record,
     Ended,
 }
@@ -277,10 +310,8 @@ pub struct WalDecoder {
     phase: Phase,
     /// Reassembly of records that cross a page or input boundary; reused.
     scratch: Vec<u8>,
-    /// The record just completed.
-    done: Option<Done>,
-    /// Where short records are joined for their CRC.
-    crc_join: [u8; JOIN_LEN],
+    /// The record completed last.
+    done: Done,
     /// The page whose header has been validated and consumed most recently.
     validated_page: Option<Lsn>,
     last_tli: u32,
@@ -321,8 +352,7 @@ impl WalDecoder {
             finished: false,
             phase: Phase::FindFirst,
             scratch: Vec::new(),
-            done: None,
-            crc_join: [0; JOIN_LEN],
+            done: Done::default(),
             validated_page: None,
             last_tli: 0,
             prev_record: None,
@@ -377,7 +407,9 @@ impl WalDecoder {
         if self.carry_len() > 0 {
             let input_end = self.pos.0.saturating_add(self.carry_len() as u64);
             let to_boundary = usize::try_from((PAGE - input_end % PAGE) % PAGE).unwrap_or(0);
-            let take = bytes.get(..to_boundary.min(bytes.len())).unwrap_or_default();
+            let take = bytes
+                .get(..to_boundary.min(bytes.len()))
+                .unwrap_or_default();
             self.buf.extend_from_slice(take);
             ext_pos = take.len();
         }
@@ -564,8 +596,8 @@ impl WalDecoder {
         n
     }
 
-    /// Runs the state machine until a record (`true`, see [`view`](Self::view)), the
-    /// need for more bytes, the end or an error.
+    /// Runs the state machine until a record (`true`: see [`view`](Self::view)), the need
+    /// for more bytes, the end or an error.
     fn poll(&mut self, ext: &[u8]) -> Result<bool, DecodeError> {
         if self.in_page_record(ext) {
             return Ok(true);
@@ -606,20 +638,10 @@ impl WalDecoder {
         }
     }
 
-    /// The view of the record `poll` just completed.
+    /// The view of the record `poll` completed last.
+    #[inline]
     fn view<'a>(&'a self, ext: &'a [u8]) -> RecordView<'a> {
-        let Some(done) = &self.done else {
-            // `poll` returned `true`, so there is a record; an empty view never shows.
-            return RecordView {
-                lsn: self.next_record,
-                end: self.next_record,
-                header: RecordHeader::default(),
-                aborted_record: None,
-                major: self.major.unwrap_or(PgMajor::V15),
-                raw: &[],
-                main_data: 0..0,
-            };
-        };
+        let done = &self.done;
         let raw = match &done.loc {
             Loc::Scratch => &self.scratch[..],
             Loc::Carry(range) => self.buf.get(range.clone()).unwrap_or_default(),
@@ -712,11 +734,7 @@ impl WalDecoder {
                 );
             }
             Err(_) => {
-                return self.fail(
-                    DecodeError::new(page, DecodeErrorKind::ZeroPage),
-                    page,
-                    ext,
-                );
+                return self.fail(DecodeError::new(page, DecodeErrorKind::ZeroPage), page, ext);
             }
         };
         if let Err(kind) = self.check_page(page, &header) {
@@ -935,25 +953,28 @@ impl WalDecoder {
     /// else — a page start, a record crossing the page or the input, any check failing, an
     /// `XLOG SWITCH`, a pending aborted record — returns `false` having changed nothing,
     /// and the general path decides (and reports) it.
+    #[inline]
     fn in_page_record(&mut self, ext: &[u8]) -> bool {
+        self.try_in_page_record(ext).is_some()
+    }
+
+    /// [`in_page_record`](Self::in_page_record), `None` for `false`.
+    #[inline]
+    fn try_in_page_record(&mut self, ext: &[u8]) -> Option<()> {
         if !matches!(self.phase, Phase::RecordStart)
             || self.pos.0.is_multiple_of(PAGE)
             || self.pending_aborted.is_some()
         {
-            return false;
+            return None;
         }
-        let (Some(major), Some(expected_prev)) = (self.major, self.prev_record.or(self.expect.prev))
-        else {
-            return false;
-        };
+        let major = self.major?;
+        let expected_prev = self.prev_record.or(self.expect.prev)?;
         let lsn = self.pos;
         let page_rest = PAGE - lsn.0 % PAGE;
         let on_carry = self.carry_len() > 0;
         let at = if on_carry { self.buf_pos } else { self.ext_pos };
         let avail = current(&self.buf, self.buf_pos, ext, self.ext_pos);
-        let Some(header) = RecordHeader::parse(avail) else {
-            return false;
-        };
+        let header = RecordHeader::parse(avail)?;
         let len = header.tot_len as usize;
         if (header.tot_len as usize) < RECORD_HEADER_LEN
             || u64::from(header.tot_len) > page_rest
@@ -961,27 +982,26 @@ impl WalDecoder {
             || header.prev != expected_prev
             || !RmgrId(header.rmid).is_valid(major)
         {
-            return false;
+            return None;
         }
-        let Some(raw) = avail.get(..len) else {
-            return false;
-        };
-        if record_crc_joined(raw, &mut self.crc_join) != Some(header.crc) {
-            return false;
+        let raw = avail.get(..len)?;
+        if record_crc(raw) != Some(header.crc) {
+            return None;
         }
-        let Ok(body) = parse_body(major, lsn, raw, |_, _, _| {}) else {
-            return false;
+        let main_data = match common_shape_main_data(raw) {
+            Some(main_data) => main_data,
+            None => parse_body(major, lsn, raw, |_, _, _| {}).ok()?.main_data,
         };
         if header.rmid == RmgrId::XLOG.0 && header.rmgr_info() == crate::rmgr::XLOG_SWITCH {
-            return false;
+            return None;
         }
         // Valid: consume it, and its alignment padding when at hand, as `complete` does.
-        self.consume(len, ext);
-        let end = Lsn(align8(self.pos.0));
-        let pad = usize::try_from(end.0 - self.pos.0).unwrap_or(usize::MAX);
-        if pad <= self.available(ext).len() {
-            self.consume(pad, ext);
+        let end = Lsn(align8(lsn.0 + len as u64));
+        let padded = (end.0 - lsn.0) as usize;
+        if padded <= avail.len() {
+            self.consume(padded, ext);
         } else {
+            self.consume(len, ext);
             self.phase = Phase::Skip {
                 until: end,
                 then: After::RecordStart,
@@ -989,20 +1009,20 @@ impl WalDecoder {
         }
         self.prev_record = Some(lsn);
         self.next_record = end;
-        self.done = Some(Done {
+        self.done = Done {
             lsn,
             end,
             header,
             major,
             aborted_record: None,
-            main_data: body.main_data,
+            main_data,
             loc: if on_carry {
                 Loc::Carry(at..at + len)
             } else {
                 Loc::Borrowed(at..at + len)
             },
-        });
-        true
+        };
+        Some(())
     }
 
     /// Copies record bytes from the current page; completes the record when all are in.
@@ -1056,7 +1076,7 @@ impl WalDecoder {
             Loc::Carry(range) => self.buf.get(range.clone()).unwrap_or_default(),
             Loc::Borrowed(range) => ext.get(range.clone()).unwrap_or_default(),
         };
-        let (body, is_switch) = match check_record(major, lsn, raw, aborted_record, &mut self.crc_join) {
+        let (header, body, is_switch) = match check_record(major, lsn, raw, aborted_record) {
             Ok(checked) => checked,
             Err(e) => return self.fail(e, fail_page, ext),
         };
@@ -1080,15 +1100,15 @@ impl WalDecoder {
                 };
             }
         }
-        self.done = Some(Done {
+        self.done = Done {
             lsn,
             end,
-            header: body.header,
+            header,
             major,
             aborted_record,
             main_data: body.main_data,
             loc,
-        });
+        };
         Ok(Step::Record)
     }
 
@@ -1219,10 +1239,9 @@ fn check_record(
     lsn: Lsn,
     raw: &[u8],
     aborted: Option<Lsn>,
-    crc_join: &mut [u8; JOIN_LEN],
-) -> Result<(ParsedBody, bool), DecodeError> {
+) -> Result<(RecordHeader, ParsedBody, bool), DecodeError> {
     let stored = RecordHeader::parse(raw).map_or(0, |h| h.crc);
-    let computed = record_crc_joined(raw, crc_join).unwrap_or(!stored);
+    let computed = record_crc(raw).unwrap_or(!stored);
     if computed != stored {
         return Err(DecodeError::new(
             lsn,
@@ -1233,11 +1252,13 @@ fn check_record(
         ));
     }
     let body = parse_body(major, lsn, raw, |_, _, _| {})?;
-    let is_xlog = body.header.rmid == RmgrId::XLOG.0;
-    let is_switch = is_xlog && body.header.rmgr_info() == crate::rmgr::XLOG_SWITCH;
+    // `parse_body` checked that the whole header is there.
+    let header = RecordHeader::parse(raw).unwrap_or_default();
+    let is_xlog = header.rmid == RmgrId::XLOG.0;
+    let is_switch = is_xlog && header.rmgr_info() == crate::rmgr::XLOG_SWITCH;
     if let Some(aborted) = aborted
         && is_xlog
-        && body.header.rmgr_info() == crate::rmgr::XLOG_OVERWRITE_CONTRECORD
+        && header.rmgr_info() == crate::rmgr::XLOG_OVERWRITE_CONTRECORD
         && let Some(found) = raw.get(body.main_data.clone()).and_then(|m| le_u64(m, 0))
         && Lsn(found) != aborted
     {
@@ -1249,7 +1270,7 @@ fn check_record(
             },
         ));
     }
-    Ok((body, is_switch))
+    Ok((header, body, is_switch))
 }
 
 /// The part of the input being decoded: the own buffer from `buf_pos` while any of it is
@@ -1286,5 +1307,7 @@ fn next_segment_boundary(lsn: Lsn, seg_size: WalSegSize) -> Lsn {
     Lsn(align_up(lsn.0, seg_size.as_u64()))
 }
 
+#[cfg(test)]
+mod feed_tests;
 #[cfg(test)]
 mod tests;

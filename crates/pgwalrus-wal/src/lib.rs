@@ -23,7 +23,8 @@
 //!   full-page image with its hole and compression), main data.
 //! * [`decoder`] — [`WalDecoder`]: incremental, sans-IO decoding of a WAL byte stream into
 //!   records, validating pages, the `xl_prev` chain and CRCs; [`DecodeError`]; end of WAL
-//!   versus corruption ([`EndOfWal`]).
+//!   versus corruption ([`EndOfWal`]); checking in place ([`BorrowedFeed`],
+//!   [`RecordView`]) and [`SyncPoint`]s for parallel checking.
 //! * [`rmgr`] — resource manager ids and names, record type names (`identify`) per major.
 //! * [`desc`] — record descriptions as `pg_waldump` prints them, per major.
 //! * [`dump`] — `pg_waldump`'s record line and `--stats` tables.
@@ -98,8 +99,9 @@ pub mod page;
 pub mod record;
 pub mod rmgr;
 mod segment;
-#[cfg(test)]
-mod testutil;
+#[cfg(any(test, feature = "testutil"))]
+#[doc(hidden)]
+pub mod testutil;
 mod timeline;
 
 pub use decoder::{

@@ -2,6 +2,9 @@
 //! (long header on each segment's first page, `XLP_FIRST_IS_CONTRECORD` and `xlp_rem_len`
 //! on continuation pages, 8-byte record alignment, CRC-32C, the `xl_prev` chain), so the
 //! decoder can be tested on shapes a server only produces by chance.
+//!
+//! Compiled for this crate's tests, and for other crates' tests and benchmarks with the
+//! non-default `testutil` feature; not part of the API.
 
 use crate::crc::record_crc;
 use crate::page::{XLOG_BLCKSZ, XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER};
@@ -12,22 +15,27 @@ use crate::record::{
 };
 use crate::{Lsn, PgMajor, WalSegSize};
 
-pub(crate) const PAGE: u64 = XLOG_BLCKSZ as u64;
-pub(crate) const SYSID: u64 = 7_000_000_000_000_000_001;
+/// The WAL page size.
+pub const PAGE: u64 = XLOG_BLCKSZ as u64;
+/// The system identifier the writer puts in long headers.
+pub const SYSID: u64 = 7_000_000_000_000_000_001;
 
 /// A full-page image as a block reference carries it.
 #[derive(Debug, Clone)]
-pub(crate) struct Image {
-    pub(crate) info: u8,
-    pub(crate) hole_offset: u16,
+pub struct Image {
+    /// `bimg_info`.
+    pub info: u8,
+    /// Bytes before the hole.
+    pub hole_offset: u16,
     /// Written only when the image is compressed and has a hole.
-    pub(crate) hole_length: Option<u16>,
-    pub(crate) bytes: Vec<u8>,
+    pub hole_length: Option<u16>,
+    /// The stored image bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// Builds a record body (everything after the 24-byte header).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Body {
+pub struct Body {
     headers: Vec<u8>,
     payload: Vec<u8>,
     extra: Vec<u8>,
@@ -36,12 +44,13 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    pub(crate) fn new() -> Self {
+    /// An empty body.
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// A block reference; `rel: None` means `BKPBLOCK_SAME_REL`.
-    pub(crate) fn block(
+    pub fn block(
         mut self,
         id: u8,
         fork: u8,
@@ -85,31 +94,35 @@ impl Body {
         self
     }
 
-    pub(crate) fn origin(mut self, origin: u16) -> Self {
+    /// A replication origin fragment.
+    pub fn origin(mut self, origin: u16) -> Self {
         self.extra.push(XLR_BLOCK_ID_ORIGIN);
         self.extra.extend_from_slice(&origin.to_le_bytes());
         self
     }
 
-    pub(crate) fn toplevel_xid(mut self, xid: u32) -> Self {
+    /// A top-level transaction id fragment.
+    pub fn toplevel_xid(mut self, xid: u32) -> Self {
         self.extra.push(XLR_BLOCK_ID_TOPLEVEL_XID);
         self.extra.extend_from_slice(&xid.to_le_bytes());
         self
     }
 
-    pub(crate) fn main(mut self, main: &[u8]) -> Self {
+    /// Main data (the short length form when it fits).
+    pub fn main(mut self, main: &[u8]) -> Self {
         self.main = main.to_vec();
         self
     }
 
     /// Main data with the four-byte length form even when short.
-    pub(crate) fn main_long(mut self, main: &[u8]) -> Self {
+    pub fn main_long(mut self, main: &[u8]) -> Self {
         self.main = main.to_vec();
         self.long_main = true;
         self
     }
 
-    pub(crate) fn build(&self) -> Vec<u8> {
+    /// The body bytes: fragment headers, payloads, main data.
+    pub fn build(&self) -> Vec<u8> {
         let mut out = self.headers.clone();
         out.extend_from_slice(&self.extra);
         if !self.main.is_empty() {
@@ -128,7 +141,7 @@ impl Body {
 }
 
 /// A relation in the default tablespace.
-pub(crate) fn rel(db: u32, relnumber: u32) -> RelFileLocator {
+pub fn rel(db: u32, relnumber: u32) -> RelFileLocator {
     RelFileLocator {
         spc_oid: 1663,
         db_oid: db,
@@ -138,18 +151,26 @@ pub(crate) fn rel(db: u32, relnumber: u32) -> RelFileLocator {
 
 /// Writes WAL from a page-aligned start.
 #[derive(Debug, Clone)]
-pub(crate) struct WalWriter {
-    pub(crate) major: PgMajor,
-    pub(crate) seg_size: WalSegSize,
-    pub(crate) sysid: u64,
-    pub(crate) tli: u32,
-    pub(crate) start: Lsn,
-    pub(crate) out: Vec<u8>,
-    pub(crate) prev: Lsn,
+pub struct WalWriter {
+    /// The major whose page magic is written.
+    pub major: PgMajor,
+    /// The segment size (long headers, switch padding).
+    pub seg_size: WalSegSize,
+    /// The system identifier in long headers.
+    pub sysid: u64,
+    /// The timeline in page headers.
+    pub tli: u32,
+    /// Where `out` starts.
+    pub start: Lsn,
+    /// The WAL written so far.
+    pub out: Vec<u8>,
+    /// `xl_prev` of the next record.
+    pub prev: Lsn,
 }
 
 impl WalWriter {
-    pub(crate) fn new(major: PgMajor, seg_size: WalSegSize, start: Lsn) -> Self {
+    /// A writer starting at the page boundary `start`.
+    pub fn new(major: PgMajor, seg_size: WalSegSize, start: Lsn) -> Self {
         assert_eq!(start.0 % PAGE, 0);
         WalWriter {
             major,
@@ -162,7 +183,8 @@ impl WalWriter {
         }
     }
 
-    pub(crate) fn pos(&self) -> Lsn {
+    /// The position of the next byte written.
+    pub fn pos(&self) -> Lsn {
         Lsn(self.start.0 + self.out.len() as u64)
     }
 
@@ -193,13 +215,13 @@ impl WalWriter {
     }
 
     /// Appends a record with the given header fields and body; returns its position.
-    pub(crate) fn record(&mut self, rmid: u8, info: u8, xid: u32, body: &[u8]) -> Lsn {
+    pub fn record(&mut self, rmid: u8, info: u8, xid: u32, body: &[u8]) -> Lsn {
         let bytes = self.raw_record(rmid, info, xid, body);
         self.put_record(&bytes)
     }
 
     /// The bytes of a record that would follow the current one, CRC included.
-    pub(crate) fn raw_record(&self, rmid: u8, info: u8, xid: u32, body: &[u8]) -> Vec<u8> {
+    pub fn raw_record(&self, rmid: u8, info: u8, xid: u32, body: &[u8]) -> Vec<u8> {
         let tot_len = 24 + body.len() as u32;
         let mut rec = Vec::with_capacity(tot_len as usize);
         rec.extend_from_slice(&tot_len.to_le_bytes());
@@ -216,7 +238,7 @@ impl WalWriter {
     }
 
     /// Lays out already-built record bytes (whose `xl_prev` the caller chose).
-    pub(crate) fn put_record(&mut self, bytes: &[u8]) -> Lsn {
+    pub fn put_record(&mut self, bytes: &[u8]) -> Lsn {
         self.align();
         if self.pos().0.is_multiple_of(PAGE) {
             self.page_header(0, 0);
@@ -238,7 +260,7 @@ impl WalWriter {
 
     /// Appends an `XLOG SWITCH` record and pads the segment as the server does (zeroed
     /// pages with short headers); returns the record's position.
-    pub(crate) fn switch(&mut self) -> Lsn {
+    pub fn switch(&mut self) -> Lsn {
         let lsn = self.record(0, 0x40, 0, &[]);
         self.align();
         while !self.pos().is_segment_start(self.seg_size) {
@@ -252,7 +274,7 @@ impl WalWriter {
     }
 
     /// Zero-fills to the end of the current segment (an unwritten tail).
-    pub(crate) fn zero_fill_segment(&mut self) {
+    pub fn zero_fill_segment(&mut self) {
         while !self.pos().is_segment_start(self.seg_size) || self.out.is_empty() {
             self.out.push(0);
         }
@@ -260,7 +282,7 @@ impl WalWriter {
 
     /// An XLOG NOOP record of total length exactly `tot_len` (at least 27) carrying
     /// main data.
-    pub(crate) fn noop(&mut self, tot_len: usize) -> Lsn {
+    pub fn noop(&mut self, tot_len: usize) -> Lsn {
         let body = noop_body(tot_len);
         self.record(0, 0x20, 0, &body)
     }
@@ -268,7 +290,7 @@ impl WalWriter {
 
 /// The body of an XLOG NOOP record of total length `tot_len` (main data of the right size;
 /// at least one byte, as the server never writes an empty main-data fragment).
-pub(crate) fn noop_body(tot_len: usize) -> Vec<u8> {
+pub fn noop_body(tot_len: usize) -> Vec<u8> {
     assert!(tot_len >= 27);
     let short_main = tot_len - 24 - 2;
     if short_main < 256 {

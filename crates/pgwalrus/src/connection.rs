@@ -90,5 +90,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(Exit::Io, anyhow::Error::new(e).context("could not start the runtime")))
+        .map_err(|e| {
+            Failure::new(
+                Exit::Io,
+                anyhow::Error::new(e).context("could not start the runtime"),
+            )
+        })
 }

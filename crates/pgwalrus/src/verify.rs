@@ -2,6 +2,9 @@
 //! that no segment is missing, every page header is valid, every record's CRC matches and
 //! the `xl_prev` chain is unbroken, and that page timelines agree with the history files.
 //! Exit 0 clean, 1 problems found, 2 could not run.
+//!
+//! Records are checked in place and segments on every core ([`check`]); what is reported
+//! is exactly what one sequential walk reports, in the same order.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};

@@ -8,9 +8,9 @@
 //!
 //! # Layout
 //! * this file — the options, events and summary, the plan and its gaps;
-//! * [`segment`] — the walk itself, one segment at a time, reading into a reused buffer
+//! * `segment` — the walk itself, one segment at a time, reading into a reused buffer
 //!   and decoding in place;
-//! * [`parallel`] — the same walk split into runs of segments decoded on several threads
+//! * `parallel` — the same walk split into runs of segments decoded on several threads
 //!   and stitched into exactly what one sequential walk reports (used when records are
 //!   not wanted, as by `verify`).
 
@@ -20,8 +20,8 @@ mod segment;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use pgwalrus_archive::plan::{ArchivePlan, PlanError, PlannedSegment, detect_seg_size, plan};
 use pgwalrus_archive::StdFs;
+use pgwalrus_archive::plan::{ArchivePlan, PlanError, PlannedSegment, detect_seg_size, plan};
 use pgwalrus_wal::decoder::Expectations;
 use pgwalrus_wal::names::{FileName, HistoryName, SegmentName};
 use pgwalrus_wal::record::{Record, RecordView};
@@ -107,34 +107,74 @@ pub struct Summary {
 /// # Errors
 /// A [`Failure`] (exit 2) when the walk cannot run at all: no such directory, no WAL.
 pub fn walk(options: &WalkOptions, on_event: impl FnMut(Event<'_>)) -> Result<Summary, Failure> {
-    run(options, true, on_event)
+    run(options, Mode::Records, on_event)
 }
 
 /// The same walk without [`Event::Record`]s: every record is checked and counted as
 /// [`walk`] does, and the same problems are reported in the same order, but the segments
-/// are decoded on several threads (when the whole range is walked; see
-/// [`parallel`]).
+/// are decoded on several threads when the range has no end (runs of segments decoded
+/// separately, then stitched where their decoders provably agree).
 ///
 /// # Errors
 /// As for [`walk`].
 pub fn check(options: &WalkOptions, on_event: impl FnMut(Event<'_>)) -> Result<Summary, Failure> {
-    run(options, false, on_event)
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    run(
+        options,
+        Mode::Check {
+            threads,
+            run_len: None,
+            read_chunk: parallel::READ_CHUNK,
+        },
+        on_event,
+    )
 }
 
-fn run(options: &WalkOptions, records: bool, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary, Failure> {
+/// How [`run`] walks.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Sequentially, reporting records.
+    Records,
+    /// Without reporting records: on `threads` threads, `run_len` segments per run
+    /// (default: [`parallel::run_len`]), reading `read_chunk` bytes at a time.
+    Check {
+        threads: usize,
+        run_len: Option<usize>,
+        read_chunk: usize,
+    },
+}
+
+fn run(
+    options: &WalkOptions,
+    mode: Mode,
+    mut on_event: impl FnMut(Event<'_>),
+) -> Result<Summary, Failure> {
     let fs = StdFs::new();
     let dir = &options.dir;
     if !dir.is_dir() {
-        return Err(Failure::msg(Exit::Config, format!("could not access directory \"{}\"", dir.display())));
+        return Err(Failure::msg(
+            Exit::Config,
+            format!("could not access directory \"{}\"", dir.display()),
+        ));
     }
     let seg_size = detect_seg_size(&fs, dir)
         .map_err(|e| Failure::new(Exit::Config, e))?
-        .ok_or_else(|| Failure::msg(Exit::Config, format!("no WAL segment files in \"{}\"", dir.display())))?;
+        .ok_or_else(|| {
+            Failure::msg(
+                Exit::Config,
+                format!("no WAL segment files in \"{}\"", dir.display()),
+            )
+        })?;
     let plan = plan(&fs, dir, seg_size, options.timeline).map_err(|e| match e {
-        PlanError::BadHistory { .. } | PlanError::CompressedHistory { .. } => Failure::new(Exit::Config, e),
+        PlanError::BadHistory { .. } | PlanError::CompressedHistory { .. } => {
+            Failure::new(Exit::Config, e)
+        }
         other => Failure::new(Exit::Io, other),
     })?;
-    let mut summary = Summary { timeline: Some(plan.target), ..Summary::default() };
+    let mut summary = Summary {
+        timeline: Some(plan.target),
+        ..Summary::default()
+    };
     let report = |summary: &mut Summary, problem: Problem, on_event: &mut dyn FnMut(Event<'_>)| {
         summary.problems += 1;
         on_event(Event::Problem(&problem));
@@ -144,19 +184,29 @@ fn run(options: &WalkOptions, records: bool, mut on_event: impl FnMut(Event<'_>)
         let name = FileName::from(HistoryName::new(plan.target)).to_string();
         report(
             &mut summary,
-            Problem { file: Some(name.clone()), offset: None, lsn: None, message: format!("history file {name} of timeline {} is missing", plan.target) },
+            Problem {
+                file: Some(name.clone()),
+                offset: None,
+                lsn: None,
+                message: format!("history file {name} of timeline {} is missing", plan.target),
+            },
             &mut on_event,
         );
     }
 
     let segments = selected(&plan, options, seg_size);
     for gap in &plan.gaps {
-        let in_range = segments.first().is_some_and(|f| f.segno <= gap.first) && segments.last().is_some_and(|l| l.segno >= gap.last);
+        let in_range = segments.first().is_some_and(|f| f.segno <= gap.first)
+            && segments.last().is_some_and(|l| l.segno >= gap.last);
         if !in_range {
             continue;
         }
-        let first = SegmentName::new(gap.tli, gap.first, seg_size).map(|n| n.to_string()).unwrap_or_default();
-        let last = SegmentName::new(gap.tli, gap.last, seg_size).map(|n| n.to_string()).unwrap_or_default();
+        let first = SegmentName::new(gap.tli, gap.first, seg_size)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let last = SegmentName::new(gap.tli, gap.last, seg_size)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         let message = if gap.first == gap.last {
             format!("missing segment {first}")
         } else {
@@ -164,7 +214,12 @@ fn run(options: &WalkOptions, records: bool, mut on_event: impl FnMut(Event<'_>)
         };
         report(
             &mut summary,
-            Problem { file: Some(first), offset: None, lsn: gap.first.start_lsn(seg_size), message },
+            Problem {
+                file: Some(first),
+                offset: None,
+                lsn: gap.first.start_lsn(seg_size),
+                message,
+            },
             &mut on_event,
         );
     }
@@ -177,12 +232,22 @@ fn run(options: &WalkOptions, records: bool, mut on_event: impl FnMut(Event<'_>)
         expectations: Expectations::default().with_history(plan.history.clone()),
         start: options.start,
     };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if !records && options.end.is_none() {
+    if let Mode::Check {
+        threads,
+        run_len,
+        read_chunk,
+    } = mode
+        && options.end.is_none()
+    {
         // Nothing is reported per record and the walk runs to the end: it can be split.
-        let (problems, tally) = parallel::walk(&ctx, threads, parallel::chunk_len(segments.len(), threads), &mut |index| {
+        let run_len = run_len.unwrap_or_else(|| parallel::run_len(segments.len(), threads));
+        let (problems, tally) = parallel::walk(&ctx, threads, run_len, read_chunk, &mut |index| {
             if let Some(s) = segments.get(index) {
-                on_event(Event::Segment { index, count: segments.len(), name: &s.name.to_string() });
+                on_event(Event::Segment {
+                    index,
+                    count: segments.len(),
+                    name: &s.name.to_string(),
+                });
             }
         });
         summary.segments = segments.len();
@@ -195,7 +260,13 @@ fn run(options: &WalkOptions, records: bool, mut on_event: impl FnMut(Event<'_>)
         return Ok(summary);
     }
 
-    let mut sink = Sequential { summary: &mut summary, on_event: &mut on_event, range: (options.start, options.end), records };
+    let records = matches!(mode, Mode::Records);
+    let mut sink = Sequential {
+        summary: &mut summary,
+        on_event: &mut on_event,
+        range: (options.start, options.end),
+        records,
+    };
     let mut walker = Walker::new();
     let mut buf = ReadBuf::whole();
     for index in 0..segments.len() {
@@ -218,7 +289,11 @@ impl Sink for Sequential<'_, '_> {
     fn segment(&mut self, ctx: &Context<'_>, index: usize, _fresh: bool) -> ControlFlow<()> {
         if let Some(segment) = ctx.segments.get(index) {
             let name = segment.name.to_string();
-            (self.on_event)(Event::Segment { index, count: ctx.segments.len(), name: &name });
+            (self.on_event)(Event::Segment {
+                index,
+                count: ctx.segments.len(),
+                name: &name,
+            });
             self.summary.segments += 1;
             self.summary.first_file.get_or_insert_with(|| name.clone());
             self.summary.last_file = Some(name);
@@ -228,12 +303,19 @@ impl Sink for Sequential<'_, '_> {
 
     fn record(&mut self, record: &RecordView<'_>) -> ControlFlow<()> {
         let mut tally = Tally::default();
-        let in_range = tally.add(record, self.range)?;
+        let counted = tally.add(record, self.range);
+        // The major is taken from every record, the one that ends the range included.
         tally.add_to(self.summary);
+        let in_range = counted?;
         if in_range && self.records {
             match record.to_record() {
                 Ok(owned) => (self.on_event)(Event::Record(&owned, record.major)),
-                Err(e) => self.problem(Problem { file: None, offset: None, lsn: Some(e.lsn), message: e.kind.to_string() }),
+                Err(e) => self.problem(Problem {
+                    file: None,
+                    offset: None,
+                    lsn: Some(e.lsn),
+                    message: e.kind.to_string(),
+                }),
             }
         }
         ControlFlow::Continue(())
@@ -254,33 +336,62 @@ impl Sink for Sequential<'_, '_> {
 }
 
 /// The planned segments within the requested range (or the one requested file).
-fn selected(plan: &ArchivePlan, options: &WalkOptions, seg_size: WalSegSize) -> Vec<PlannedSegment> {
+fn selected(
+    plan: &ArchivePlan,
+    options: &WalkOptions,
+    seg_size: WalSegSize,
+) -> Vec<PlannedSegment> {
     if let Some(file) = options.only_file.as_deref() {
         // A named file is read whatever timeline recovery would prefer.
         return match FileName::parse(file, seg_size) {
-            Ok(FileName::Segment(name)) => vec![PlannedSegment { segno: name.segno(), name, path: options.dir.join(file) }],
+            Ok(FileName::Segment(name)) => vec![PlannedSegment {
+                segno: name.segno(),
+                name,
+                path: options.dir.join(file),
+            }],
             _ => Vec::new(),
         };
     }
     plan.segments
         .iter()
-        .filter(|s| options.start.is_none_or(|start| s.segno >= start.segno(seg_size)))
+        .filter(|s| {
+            options
+                .start
+                .is_none_or(|start| s.segno >= start.segno(seg_size))
+        })
         .filter(|s| options.end.is_none_or(|end| s.segno <= end.segno(seg_size)))
         .cloned()
         .collect()
 }
 
 /// File name and byte offset of `lsn` among the walked segments.
-fn locate(segments: &[PlannedSegment], lsn: Lsn, seg_size: WalSegSize, fallback: &str) -> (String, u64) {
+fn locate(
+    segments: &[PlannedSegment],
+    lsn: Lsn,
+    seg_size: WalSegSize,
+    fallback: &str,
+) -> (String, u64) {
     let segno = lsn.segno(seg_size);
-    let file = segments.iter().find(|s| s.segno == segno).map_or_else(|| fallback.to_owned(), |s| s.name.to_string());
+    let file = segments
+        .iter()
+        .find(|s| s.segno == segno)
+        .map_or_else(|| fallback.to_owned(), |s| s.name.to_string());
     (file, u64::from(lsn.segment_offset(seg_size)))
 }
 
 /// A file argument: its directory and file name.
 pub fn split_file_argument(path: &Path) -> Option<(PathBuf, String)> {
     let name = path.file_name()?.to_str()?.to_owned();
-    let dir = path.parent().map_or_else(|| PathBuf::from("."), |p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_owned() });
+    let dir = path.parent().map_or_else(
+        || PathBuf::from("."),
+        |p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_owned()
+            }
+        },
+    );
     Some((dir, name))
 }
 

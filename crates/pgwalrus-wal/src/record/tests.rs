@@ -275,3 +275,86 @@ fn never_panics_on_truncations_of_a_rich_record() {
         }
     }
 }
+
+mod common_shapes {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::{common_shape_main_data, parse_body};
+
+    /// A record of one of the shapes the shortcut knows, or one close to them.
+    fn record() -> impl Strategy<Value = Vec<u8>> {
+        (
+            any::<bool>(),
+            0u8..=255,
+            1usize..300,
+            0usize..256,
+            proptest::collection::vec((0usize..64, any::<u8>()), 0..3),
+            prop_oneof![Just(0isize), -3isize..3],
+        )
+            .prop_map(|(block, flags, data_len, main_len, flips, resize)| {
+                let main = vec![0x33; main_len];
+                let body = if block {
+                    // The flags' data, image and same-relation bits vary: Body writes what
+                    // they say, or the flips below break it.
+                    let data = vec![0x44; data_len];
+                    Body::new()
+                        .block(0, flags & 0x0F, Some(rel(5, 16_384)), 7, None, &data)
+                        .main(&main)
+                        .build()
+                } else {
+                    Body::new().main(&main).build()
+                };
+                let mut bytes = raw(&body);
+                for (at, xor) in flips {
+                    if let Some(b) = bytes.get_mut(20 + at) {
+                        *b ^= xor;
+                    }
+                }
+                let len = (bytes.len() as isize + resize).max(0) as usize;
+                bytes.resize(len, 0);
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Whenever the shortcut answers, the general parser accepts the record and finds
+        /// the same main data — for every major.
+        #[test]
+        fn the_shortcut_only_answers_what_the_parser_answers(raw in record()) {
+            if let Some(main_data) = common_shape_main_data(&raw) {
+                for major in PgMajor::ALL {
+                    let parsed = parse_body(major, LSN, &raw, |_, _, _| {});
+                    prop_assert_eq!(parsed.map(|p| p.main_data), Ok(main_data.clone()));
+                }
+            }
+        }
+
+        /// Arbitrary bytes too.
+        #[test]
+        fn the_shortcut_never_contradicts_the_parser_on_any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..120)) {
+            if let Some(main_data) = common_shape_main_data(&raw) {
+                let parsed = parse_body(PgMajor::V15, LSN, &raw, |_, _, _| {});
+                prop_assert_eq!(parsed.map(|p| p.main_data), Ok(main_data));
+            }
+        }
+    }
+
+    #[test]
+    fn the_shortcut_answers_for_commits_and_heap_records() {
+        let commit = raw(&Body::new().main(&[1; 30]).build());
+        assert_eq!(common_shape_main_data(&commit), Some(26..56));
+        let heap = raw(&Body::new()
+            .block(0, 0, Some(rel(5, 16_384)), 3, None, &[2; 50])
+            .main(&[1; 3])
+            .build());
+        assert_eq!(common_shape_main_data(&heap), Some(96..99));
+        let same_rel = raw(&Body::new()
+            .block(0, 0, None, 3, None, &[2; 50])
+            .main(&[1; 3])
+            .build());
+        assert_eq!(common_shape_main_data(&same_rel), None);
+    }
+}

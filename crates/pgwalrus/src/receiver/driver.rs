@@ -90,6 +90,9 @@ enum End {
 enum SessionError {
     /// Stop with this exit code.
     Fatal(Failure),
+    /// The writer thread found WAL that fails verification; becomes exit 6 with the
+    /// server's identity once the session knows it.
+    Corrupt(pgwalrus_wal::DecodeError),
     /// Reconnect (unless `--no-loop`).
     Retry {
         /// What happened.
@@ -199,6 +202,18 @@ pub async fn receive(settings: ReceiveSettings) -> Outcome {
                 progress.finish();
                 return Ok(());
             }
+            Err(SessionError::Corrupt(e)) => {
+                // `session` names the server; this arm only guards the type.
+                progress.finish();
+                return Err(Failure::new(
+                    Exit::CorruptWal,
+                    anyhow::anyhow!(
+                        "received WAL that fails verification at {}: {}",
+                        e.lsn,
+                        e.kind
+                    ),
+                ));
+            }
             Err(SessionError::Fatal(failure)) => {
                 progress.finish();
                 return Err(failure);
@@ -277,7 +292,14 @@ async fn session(
             anyhow::Error::new(e).context("could not start the writer thread"),
         )
     })?;
-    let result = stream(settings, prepared, &mut writer, stop, progress).await;
+    let server = prepared.conn.target().to_owned();
+    let system_id = prepared.system_id;
+    let result = stream(settings, prepared, &mut writer, stop, progress)
+        .await
+        .map_err(|e| match e {
+            SessionError::Corrupt(e) => corrupt_wal(&e, &server, system_id),
+            other => other,
+        });
     // Whatever happened, what was written gets fsynced and the segment stays `.partial`.
     let _ = writer.commands.send(Command::ClosePartial).await;
     writer.shutdown();
@@ -989,8 +1011,10 @@ async fn send(writer: &mut WriterHandle, command: Command) -> Result<(), Session
     }
     // The thread is gone: it said why on the event channel.
     while let Some(event) = writer.events.recv().await {
-        if let Event::Failed(e) = event {
-            return Err(archive_error(e));
+        match event {
+            Event::Failed(e) => return Err(archive_error(e)),
+            Event::Corrupt(e) => return Err(SessionError::Corrupt(e)),
+            _ => {}
         }
     }
     Err(SessionError::retry(anyhow::anyhow!(
@@ -1057,16 +1081,7 @@ async fn close_partial(
                 return Ok(lsn);
             }
             Some(Event::Failed(e)) => return Err(archive_error(e)),
-            Some(Event::Corrupt(e)) => {
-                return Err(SessionError::fatal(
-                    Exit::CorruptWal,
-                    anyhow::anyhow!(
-                        "received WAL that fails verification at {}: {}",
-                        e.lsn,
-                        e.kind
-                    ),
-                ));
-            }
+            Some(Event::Corrupt(e)) => return Err(SessionError::Corrupt(e)),
             Some(Event::Synced(lsn) | Event::Flushed(lsn)) => {
                 core.on_flushed(lsn, now());
             }

@@ -54,8 +54,9 @@ impl StreamInspector {
         let Some(decoder) = self.decoder.as_mut() else {
             return Ok(());
         };
-        decoder.feed(bytes);
-        while decoder.next()?.is_some() {
+        // Decoded in place: only a record that continues into the next chunk is copied.
+        let mut input = decoder.feed_borrowed(bytes);
+        while input.next_checked()?.is_some() {
             self.records += 1;
         }
         Ok(())

@@ -41,14 +41,21 @@ const RECORD_MEETING_POINTS: usize = 64;
 
 /// How many segments a run has: several runs per thread, so that a slow thread does not
 /// hold up the end, and at most 64 segments (the runs waiting to be stitched are small).
-pub(super) fn chunk_len(count: usize, threads: usize) -> usize {
-    (count / (threads.max(1) * 4)).clamp(1, 64)
+pub(super) fn run_len(count: usize, threads: usize) -> usize {
+    (count / (threads.max(1) * 16)).clamp(1, 64)
 }
 
-/// Walks every segment of `ctx` on up to `threads` threads, `run_len` segments per run.
-/// Returns the problems, in the order the sequential walk reports them, and the record
-/// totals. `on_segment` is called with the index of each segment a worker starts.
-pub(super) fn walk(ctx: &Context<'_>, threads: usize, run_len: usize, on_segment: &mut dyn FnMut(usize)) -> (Vec<Problem>, Tally) {
+/// Walks every segment of `ctx` on up to `threads` threads, `run_len` segments per run,
+/// reading `read_chunk` bytes at a time. Returns the problems, in the order the sequential
+/// walk reports them, and the record totals. `on_segment` is called with the index of
+/// each segment a worker starts.
+pub(super) fn walk(
+    ctx: &Context<'_>,
+    threads: usize,
+    run_len: usize,
+    read_chunk: usize,
+    on_segment: &mut dyn FnMut(usize),
+) -> (Vec<Problem>, Tally) {
     let count = ctx.segments.len();
     let run_len = run_len.max(1);
     let runs = count.div_ceil(run_len);
@@ -60,7 +67,7 @@ pub(super) fn walk(ctx: &Context<'_>, threads: usize, run_len: usize, on_segment
             let tx = tx.clone();
             let next_run = &next_run;
             scope.spawn(move || {
-                let mut buf = ReadBuf::chunked(READ_CHUNK);
+                let mut buf = ReadBuf::chunked(read_chunk);
                 loop {
                     let i = next_run.fetch_add(1, Ordering::Relaxed);
                     if i >= runs {
@@ -79,7 +86,7 @@ pub(super) fn walk(ctx: &Context<'_>, threads: usize, run_len: usize, on_segment
         let mut waiting: BTreeMap<usize, Box<Run>> = BTreeMap::new();
         let mut so_far: Option<SoFar> = None;
         let mut stitched = 0;
-        let mut buf = ReadBuf::chunked(READ_CHUNK);
+        let mut buf = ReadBuf::chunked(read_chunk);
         for message in rx {
             match message {
                 Message::Segment(index) => on_segment(index),
@@ -102,12 +109,18 @@ pub(super) fn walk(ctx: &Context<'_>, threads: usize, run_len: usize, on_segment
 enum Message {
     /// A worker starts reading this segment.
     Segment(usize),
-    /// Run `0` is walked.
+    /// Run number `.0` is walked; here is what it found.
     Done(usize, Box<Run>),
 }
 
 /// Walks segments `first..end` on their own, starting afresh.
-fn walk_run(ctx: &Context<'_>, first: usize, end: usize, buf: &mut ReadBuf, progress: &mpsc::Sender<Message>) -> Run {
+fn walk_run(
+    ctx: &Context<'_>,
+    first: usize,
+    end: usize,
+    buf: &mut ReadBuf,
+    progress: &mpsc::Sender<Message>,
+) -> Run {
     let mut sink = RunSink {
         log: Log::new(ctx.start),
         closed: Vec::new(),
@@ -122,8 +135,21 @@ fn walk_run(ctx: &Context<'_>, first: usize, end: usize, buf: &mut ReadBuf, prog
         // Nothing in a run's sink ends the walk.
         let _ = walker.segment(ctx, buf, index, &mut sink);
     }
-    let RunSink { log, closed, points, .. } = sink;
-    Run { first, end, problems: log.problems, closed, open: log.tally, points, walker }
+    let RunSink {
+        log,
+        closed,
+        points,
+        ..
+    } = sink;
+    Run {
+        first,
+        end,
+        problems: log.problems,
+        closed,
+        open: log.tally,
+        points,
+        walker,
+    }
 }
 
 /// What a run found, kept for stitching.
@@ -144,8 +170,16 @@ struct Run {
 impl Run {
     /// The problems and totals the run found after meeting point `i`.
     fn after(self, i: usize) -> (Vec<Problem>, Tally) {
-        let Some(point) = self.points.get(i) else { return (Vec::new(), Tally::default()) };
-        let tally = self.closed.get(point.closed..).unwrap_or_default().iter().fold(Tally::default(), |a, &b| a.then(b)).then(self.open);
+        let Some(point) = self.points.get(i) else {
+            return (Vec::new(), Tally::default());
+        };
+        let tally = self
+            .closed
+            .get(point.closed..)
+            .unwrap_or_default()
+            .iter()
+            .fold(Tally::default(), |a, &b| a.then(b))
+            .then(self.open);
         let problems = self.problems.into_iter().skip(point.problems).collect();
         (problems, tally)
     }
@@ -165,7 +199,11 @@ enum At {
     /// About to read segment `index` with a fresh decoder.
     Fresh(usize),
     /// Just decoded the record at `lsn` in segment `index`; the decoder was at `sync`.
-    Record { index: usize, lsn: Lsn, sync: SyncPoint },
+    Record {
+        index: usize,
+        lsn: Lsn,
+        sync: SyncPoint,
+    },
 }
 
 /// Problems and record totals, with a point to roll back to (see [`Sink::rollback`]).
@@ -179,7 +217,12 @@ struct Log {
 
 impl Log {
     fn new(start: Option<Lsn>) -> Self {
-        Log { start, problems: Vec::new(), tally: Tally::default(), mark: (0, Tally::default()) }
+        Log {
+            start,
+            problems: Vec::new(),
+            tally: Tally::default(),
+            mark: (0, Tally::default()),
+        }
     }
 
     fn record(&mut self, record: &RecordView<'_>) {
@@ -203,11 +246,16 @@ struct RunSink<'p> {
 impl RunSink<'_> {
     fn point(&mut self, at: At) {
         self.closed.push(std::mem::take(&mut self.log.tally));
-        self.points.push(MeetingPoint { at, problems: self.log.problems.len(), closed: self.closed.len() });
+        self.points.push(MeetingPoint {
+            at,
+            problems: self.log.problems.len(),
+            closed: self.closed.len(),
+        });
     }
 }
 
 impl Sink for RunSink<'_> {
+    #[inline]
     fn segment(&mut self, _ctx: &Context<'_>, index: usize, fresh: bool) -> ControlFlow<()> {
         let _ = self.progress.send(Message::Segment(index));
         if fresh {
@@ -219,11 +267,13 @@ impl Sink for RunSink<'_> {
         ControlFlow::Continue(())
     }
 
+    #[inline]
     fn record(&mut self, record: &RecordView<'_>) -> ControlFlow<()> {
         self.log.record(record);
         ControlFlow::Continue(())
     }
 
+    #[inline]
     fn after_record(&mut self, index: usize, lsn: Lsn, decoder: &WalDecoder) -> ControlFlow<()> {
         if index == self.first && self.record_points > 0 {
             self.record_points -= 1;
@@ -258,8 +308,16 @@ struct SoFar {
 
 impl From<Run> for SoFar {
     fn from(run: Run) -> Self {
-        let tally = run.closed.iter().fold(Tally::default(), |a, &b| a.then(b)).then(run.open);
-        SoFar { problems: run.problems, tally, walker: run.walker }
+        let tally = run
+            .closed
+            .iter()
+            .fold(Tally::default(), |a, &b| a.then(b))
+            .then(run.open);
+        SoFar {
+            problems: run.problems,
+            tally,
+            walker: run.walker,
+        }
     }
 }
 
@@ -267,7 +325,12 @@ impl SoFar {
     /// Continues the walk into `run` until it meets the run's own walk, then takes the
     /// run's findings from there.
     fn stitch(mut self, ctx: &Context<'_>, mut run: Run, buf: &mut ReadBuf) -> SoFar {
-        let mut sink = CatchUp { log: Log::new(ctx.start), points: &run.points, first: run.first, met: None };
+        let mut sink = CatchUp {
+            log: Log::new(ctx.start),
+            points: &run.points,
+            first: run.first,
+            met: None,
+        };
         for index in run.first..run.end {
             if self.walker.segment(ctx, buf, index, &mut sink).is_break() {
                 break;
@@ -315,7 +378,9 @@ impl Sink for CatchUp<'_> {
         if index != self.first {
             return ControlFlow::Continue(());
         }
-        let candidate = self.points.iter().position(|p| matches!(&p.at, At::Record { index: i, lsn: l, .. } if *i == index && *l == lsn));
+        let candidate = self.points.iter().position(
+            |p| matches!(&p.at, At::Record { index: i, lsn: l, .. } if *i == index && *l == lsn),
+        );
         if let Some(i) = candidate
             && let Some(At::Record { sync, .. }) = self.points.get(i).map(|p| &p.at)
             && decoder.sync_point().as_ref() == Some(sync)

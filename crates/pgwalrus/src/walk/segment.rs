@@ -8,7 +8,9 @@ use std::path::Path;
 
 use pgwalrus_archive::plan::PlannedSegment;
 use pgwalrus_archive::{SegmentReader, StdFs, reader};
-use pgwalrus_wal::decoder::{BorrowedFeed, DecodeError, EndOfWal, EndReason, Expectations, WalDecoder};
+use pgwalrus_wal::decoder::{
+    BorrowedFeed, DecodeError, EndOfWal, EndReason, Expectations, WalDecoder,
+};
 use pgwalrus_wal::record::RecordView;
 use pgwalrus_wal::{Lsn, PgMajor, SegNo, WalSegSize};
 
@@ -58,7 +60,11 @@ pub(super) struct Tally {
 impl Tally {
     /// Counts `record` if it is in `range` (start, end): `Continue(true)` when counted,
     /// `Continue(false)` when before the start, `Break` at or after the end.
-    pub(super) fn add(&mut self, record: &RecordView<'_>, (start, end): (Option<Lsn>, Option<Lsn>)) -> ControlFlow<(), bool> {
+    pub(super) fn add(
+        &mut self,
+        record: &RecordView<'_>,
+        (start, end): (Option<Lsn>, Option<Lsn>),
+    ) -> ControlFlow<(), bool> {
         self.major = Some(record.major);
         if end.is_some_and(|e| record.lsn >= e) {
             return ControlFlow::Break(());
@@ -84,7 +90,13 @@ impl Tally {
 
     /// Adds these totals to `summary`, as coming after what it holds.
     pub(super) fn add_to(self, summary: &mut Summary) {
-        let sum = Tally { records: summary.records, first_lsn: summary.first_lsn, end_lsn: summary.end_lsn, major: summary.major }.then(self);
+        let sum = Tally {
+            records: summary.records,
+            first_lsn: summary.first_lsn,
+            end_lsn: summary.end_lsn,
+            major: summary.major,
+        }
+        .then(self);
         summary.records = sum.records;
         summary.first_lsn = sum.first_lsn;
         summary.end_lsn = sum.end_lsn;
@@ -96,20 +108,26 @@ impl Tally {
 #[derive(Debug)]
 pub(super) struct ReadBuf {
     bytes: Vec<u8>,
-    /// Read a segment that is not the last in pieces of this size, decoding each before
-    /// reading the next (it is still in the CPU cache); `None` reads whole segments.
+    /// Read segments in pieces of this size, decoding each before reading the next (it is
+    /// still in the CPU cache); `None` reads whole segments.
     chunk: Option<usize>,
 }
 
 impl ReadBuf {
     /// Whole segments: nothing is decoded before the whole file was read.
     pub(super) fn whole() -> Self {
-        ReadBuf { bytes: Vec::new(), chunk: None }
+        ReadBuf {
+            bytes: Vec::new(),
+            chunk: None,
+        }
     }
 
-    /// Segments other than the last in pieces of `chunk` bytes (see [`Sink::rollback`]).
+    /// Segments in pieces of `chunk` bytes (see [`Sink::rollback`]).
     pub(super) fn chunked(chunk: usize) -> Self {
-        ReadBuf { bytes: Vec::new(), chunk: Some(chunk.max(1)) }
+        ReadBuf {
+            bytes: Vec::new(),
+            chunk: Some(chunk.max(1)),
+        }
     }
 
     /// `len` bytes of buffer.
@@ -124,7 +142,11 @@ impl ReadBuf {
 /// A segment file, opened.
 enum Source {
     /// Uncompressed: read into the [`ReadBuf`], whole or in pieces.
-    Plain { reader: SegmentReader<std::fs::File>, len: usize, whole_read: bool },
+    Plain {
+        reader: SegmentReader<std::fs::File>,
+        len: usize,
+        whole_read: bool,
+    },
     /// Compressed: decompressed into memory by the archive reader.
     Memory(Vec<u8>),
 }
@@ -142,50 +164,106 @@ enum Outcome {
 }
 
 impl Source {
-    fn open(ctx: &Context<'_>, segment: &PlannedSegment, buf: &mut ReadBuf, last: bool) -> Result<Source, pgwalrus_archive::Error> {
+    fn open(
+        ctx: &Context<'_>,
+        segment: &PlannedSegment,
+        buf: &mut ReadBuf,
+    ) -> Result<Source, pgwalrus_archive::Error> {
         if segment.name.compression().is_some() {
             return reader::read_segment(&ctx.fs, ctx.dir, segment.name).map(Source::Memory);
         }
         let reader = SegmentReader::open(&ctx.fs, ctx.dir, segment.name)?;
         let len = usize::try_from(reader.len()).unwrap_or(usize::MAX);
-        // The last segment's end decides between the end of WAL and damage, which needs
-        // all of it: read it whole, as every segment is when no chunk size is set.
-        let whole_read = last || buf.chunk.is_none();
+        let whole_read = buf.chunk.is_none();
         if whole_read {
             reader.read_exact_at(0, buf.take(len))?;
         }
-        Ok(Source::Plain { reader, len, whole_read })
+        Ok(Source::Plain {
+            reader,
+            len,
+            whole_read,
+        })
     }
 
     /// Feeds the segment to `decoder` (finishing the stream after it when `last`) and
     /// hands every record to `sink`.
-    fn decode(&self, decoder: &mut WalDecoder, buf: &mut ReadBuf, last: bool, index: usize, sink: &mut impl Sink) -> Outcome {
+    fn decode(
+        &self,
+        decoder: &mut WalDecoder,
+        buf: &mut ReadBuf,
+        last: bool,
+        index: usize,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         let whole: &[u8] = match self {
             Source::Memory(bytes) => bytes,
-            Source::Plain { whole_read: true, len, .. } => buf.bytes.get(..*len).unwrap_or_default(),
-            Source::Plain { reader, len, whole_read: false } => {
-                let chunk = buf.chunk.unwrap_or(*len).max(1);
-                let mut offset = 0;
-                while offset < *len {
-                    let n = chunk.min(*len - offset);
-                    if let Err(e) = reader.read_exact_at(offset as u64, buf.take(n)) {
-                        return Outcome::ReadFailed(e);
-                    }
-                    offset += n;
-                    let mut feed = decoder.feed_borrowed(buf.bytes.get(..n).unwrap_or_default());
-                    match drain(&mut feed, index, sink) {
-                        Outcome::Decoded => {}
-                        other => return other,
-                    }
-                }
-                return Outcome::Decoded;
-            }
+            Source::Plain {
+                whole_read: true,
+                len,
+                ..
+            } => buf.bytes.get(..*len).unwrap_or_default(),
+            Source::Plain {
+                reader,
+                len,
+                whole_read: false,
+            } => return decode_in_pieces(reader, *len, decoder, buf, last, index, sink),
         };
         let mut feed = decoder.feed_borrowed(whole);
         if last {
             feed.finish();
         }
         drain(&mut feed, index, sink)
+    }
+}
+
+/// [`Source::decode`] of an uncompressed file read a piece at a time, each decoded while
+/// it is in the CPU cache. The result is what decoding the whole file at once gives: the
+/// decoder does not depend on how its input is cut, and at the end of the stream (`last`)
+/// a failure is only judged — the end of WAL, or damage — once the decoder has all of it.
+fn decode_in_pieces(
+    reader: &SegmentReader<std::fs::File>,
+    len: usize,
+    decoder: &mut WalDecoder,
+    buf: &mut ReadBuf,
+    last: bool,
+    index: usize,
+    sink: &mut impl Sink,
+) -> Outcome {
+    let chunk = buf.chunk.unwrap_or(len).max(1);
+    let mut offset = 0;
+    loop {
+        let n = chunk.min(len - offset);
+        if let Err(e) = reader.read_exact_at(offset as u64, buf.take(n)) {
+            return Outcome::ReadFailed(e);
+        }
+        offset += n;
+        let final_piece = offset == len;
+        let mut feed = decoder.feed_borrowed(buf.bytes.get(..n).unwrap_or_default());
+        if last && final_piece {
+            feed.finish();
+        }
+        match drain(&mut feed, index, sink) {
+            Outcome::Decoded if final_piece => return Outcome::Decoded,
+            Outcome::Decoded => {}
+            Outcome::Failed(_) if last && !final_piece => {
+                // Before the stream is finished a failure is an error; after it, it may be
+                // the end of WAL. Give the decoder the rest (it keeps what follows a
+                // failure) and let it judge, as it would have with the whole file.
+                drop(feed);
+                while offset < len {
+                    let n = chunk.min(len - offset);
+                    if let Err(e) = reader.read_exact_at(offset as u64, buf.take(n)) {
+                        return Outcome::ReadFailed(e);
+                    }
+                    offset += n;
+                    decoder.feed(buf.bytes.get(..n).unwrap_or_default());
+                }
+                let mut feed = decoder.feed_borrowed(&[]);
+                feed.finish();
+                return drain(&mut feed, index, sink);
+            }
+            other => return other,
+        }
     }
 }
 
@@ -219,13 +297,22 @@ impl Walker {
     }
 
     /// Walks segment `index` of the context. `Break` when the sink ended the walk.
-    pub(super) fn segment(&mut self, ctx: &Context<'_>, buf: &mut ReadBuf, index: usize, sink: &mut impl Sink) -> ControlFlow<()> {
-        let Some(segment) = ctx.segments.get(index) else { return ControlFlow::Continue(()) };
+    pub(super) fn segment(
+        &mut self,
+        ctx: &Context<'_>,
+        buf: &mut ReadBuf,
+        index: usize,
+        sink: &mut impl Sink,
+    ) -> ControlFlow<()> {
+        let Some(segment) = ctx.segments.get(index) else {
+            return ControlFlow::Continue(());
+        };
         let consecutive = self.previous.is_some_and(|p| p.0 + 1 == segment.segno.0);
         self.previous = Some(segment.segno);
         let start = segment.name.start_lsn();
         // WAL after a `.partial` cannot continue it: decode the next file on its own.
-        let after_partial = std::mem::replace(&mut self.previous_partial, segment.name.is_partial());
+        let after_partial =
+            std::mem::replace(&mut self.previous_partial, segment.name.is_partial());
         let fresh = !consecutive || self.decoder.is_none() || after_partial;
         if fresh {
             self.decoder = WalDecoder::new(start, ctx.seg_size, ctx.expectations.clone()).ok();
@@ -233,8 +320,13 @@ impl Walker {
         sink.segment(ctx, index, fresh)?;
         let last = index + 1 == ctx.segments.len() || segment.name.is_partial();
         let name = segment.name.to_string();
-        let read_problem = |e: pgwalrus_archive::Error| Problem { file: Some(name.clone()), offset: None, lsn: Some(start), message: format!("{e}") };
-        let source = match Source::open(ctx, segment, buf, last) {
+        let read_problem = |e: pgwalrus_archive::Error| Problem {
+            file: Some(name.clone()),
+            offset: None,
+            lsn: Some(start),
+            message: format!("{e}"),
+        };
+        let source = match Source::open(ctx, segment, buf) {
             Ok(source) => source,
             Err(e) => {
                 sink.problem(read_problem(e));
@@ -247,7 +339,9 @@ impl Walker {
         let mut attempts = 0;
         while attempts < 2 {
             attempts += 1;
-            let Some(d) = self.decoder.as_mut() else { break };
+            let Some(d) = self.decoder.as_mut() else {
+                break;
+            };
             let e = match source.decode(d, buf, last, index, sink) {
                 Outcome::Decoded => break,
                 Outcome::Failed(e) => e,
@@ -260,32 +354,54 @@ impl Walker {
                 }
             };
             let (file, offset) = locate(ctx.segments, e.lsn, ctx.seg_size, &name);
-            sink.problem(Problem { file: Some(file), offset: Some(offset), lsn: Some(e.lsn), message: e.kind.to_string() });
+            sink.problem(Problem {
+                file: Some(file),
+                offset: Some(offset),
+                lsn: Some(e.lsn),
+                message: e.kind.to_string(),
+            });
             if e.lsn >= start {
                 self.decoder = None;
                 return ControlFlow::Continue(());
             }
             self.decoder = WalDecoder::new(start, ctx.seg_size, ctx.expectations.clone()).ok();
         }
-        let Some(d) = self.decoder.as_ref() else { return ControlFlow::Continue(()) };
+        let Some(d) = self.decoder.as_ref() else {
+            return ControlFlow::Continue(());
+        };
         if last {
             let partial = segment.name.is_partial();
             let problem = match d.end_of_wal().cloned() {
                 // A complete file must hold valid WAL to its end.
-                Some(EndOfWal { reason: EndReason::Invalid(e), .. }) if !partial => Some((e.lsn, e.kind.to_string())),
-                Some(EndOfWal { lsn, reason: EndReason::Zeros }) if !partial => {
-                    Some((lsn, "zeros where WAL should continue in a complete segment".to_owned()))
-                }
+                Some(EndOfWal {
+                    reason: EndReason::Invalid(e),
+                    ..
+                }) if !partial => Some((e.lsn, e.kind.to_string())),
+                Some(EndOfWal {
+                    lsn,
+                    reason: EndReason::Zeros,
+                }) if !partial => Some((
+                    lsn,
+                    "zeros where WAL should continue in a complete segment".to_owned(),
+                )),
                 // An incomplete segment in the middle of the archive: WAL between its end and
                 // the next file is missing.
-                Some(EndOfWal { lsn, .. }) if index + 1 != ctx.segments.len() => {
-                    Some((lsn, format!("segment is incomplete (valid WAL ends at {lsn}) but later segments exist")))
-                }
+                Some(EndOfWal { lsn, .. }) if index + 1 != ctx.segments.len() => Some((
+                    lsn,
+                    format!(
+                        "segment is incomplete (valid WAL ends at {lsn}) but later segments exist"
+                    ),
+                )),
                 _ => None,
             };
             if let Some((lsn, message)) = problem {
                 let (file, offset) = locate(ctx.segments, lsn, ctx.seg_size, &name);
-                sink.problem(Problem { file: Some(file), offset: Some(offset), lsn: Some(lsn), message });
+                sink.problem(Problem {
+                    file: Some(file),
+                    offset: Some(offset),
+                    lsn: Some(lsn),
+                    message,
+                });
             }
         }
         ControlFlow::Continue(())

@@ -48,7 +48,9 @@ fn hex_lsn(line: &str, key: &str) -> u64 {
 
 fn number(line: &str, key: &str) -> u64 {
     let rest = &line[line.find(key).unwrap() + key.len()..];
-    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()].parse().unwrap()
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -59,14 +61,26 @@ fn receive_stops_with_exit_6_at_a_damaged_record_and_never_completes_its_segment
     let stderr = receiver.stderr();
     assert_eq!(code, 6, "{stderr}");
     let at = format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF);
-    assert!(stderr.contains("fails verification") && stderr.contains(&at), "record {at}:\n{stderr}");
-    assert!(stderr.contains(&f.c.system_identifier().to_string()), "{stderr}");
-    assert!(!f.archive.join(&name).exists(), "the damaged segment must not be completed");
+    assert!(
+        stderr.contains("fails verification") && stderr.contains(&at),
+        "record {at}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&f.c.system_identifier().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        !f.archive.join(&name).exists(),
+        "the damaged segment must not be completed"
+    );
     // Everything before it was archived (the chunk with the damaged record may also be the
     // one that would have opened its segment, so a `.partial` of it may or may not exist).
     let segno = u64::from_str_radix(&name[16..], 16).unwrap();
     let previous = segment_name(1, segno - 1, f.seg_size);
-    assert_eq!(std::fs::read(f.archive.join(&previous)).ok(), f.server_segment(&previous));
+    assert_eq!(
+        std::fs::read(f.archive.join(&previous)).ok(),
+        f.server_segment(&previous)
+    );
 }
 
 #[test]
@@ -75,12 +89,28 @@ fn receive_with_no_verify_archives_the_bytes_as_sent() {
     let end = f.c.psql("SELECT pg_current_wal_lsn()");
     let run = pgwalrus(
         &f.home,
-        &["receive", "-D", f.archive.to_str().unwrap(), "-d", &f.conninfo, "-S", "s", "-n", "--no-verify", "-E", &end],
+        &[
+            "receive",
+            "-D",
+            f.archive.to_str().unwrap(),
+            "-d",
+            &f.conninfo,
+            "-S",
+            "s",
+            "-n",
+            "--no-verify",
+            "-E",
+            &end,
+        ],
         &[],
     );
     run.expect_code(0);
     let archived = std::fs::read(f.archive.join(&name)).expect("segment completed");
-    assert_eq!(Some(archived), f.server_segment(&name), "bytes as the server sent them");
+    assert_eq!(
+        Some(archived),
+        f.server_segment(&name),
+        "bytes as the server sent them"
+    );
     // `verify` finds what streaming did not check.
     let check = pgwalrus(&f.home, &["verify", f.archive.to_str().unwrap()], &[]);
     check.expect_code(1);
