@@ -112,10 +112,10 @@ pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSeg
         let got = file
             .read_at(&mut page, 0)
             .map_err(Error::at(Op::Read, &path))?;
-        if let Ok(header) = PageHeader::parse(&page[..got]) {
-            if let Some(size) = header.long.and_then(|l| WalSegSize::new(l.seg_size).ok()) {
-                return Ok(Some(size));
-            }
+        if let Ok(header) = PageHeader::parse(&page[..got])
+            && let Some(size) = header.long.and_then(|l| WalSegSize::new(l.seg_size).ok())
+        {
+            return Ok(Some(size));
         }
     }
     Ok(None)
@@ -290,7 +290,7 @@ mod tests {
         let dir = PathBuf::from("/archive");
         fs.create_dir(&dir);
         for (name, content) in files {
-            fs.put_file(&dir.join(name), content);
+            fs.put_file(dir.join(name), content);
         }
         (fs, dir)
     }
