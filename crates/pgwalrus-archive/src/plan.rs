@@ -373,6 +373,36 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_segment_of_the_new_timeline_is_a_gap_named_on_that_timeline() {
+        // Timeline 2 forks inside segment 3; its copy of segment 3 is missing, while the old
+        // timeline's `.partial` of it is there (and must not stand in for it).
+        let names = [
+            seg(1, 2).to_string(),
+            seg(1, 3).partial().to_string(),
+            seg(2, 4).to_string(),
+            seg(2, 5).to_string(),
+        ];
+        let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        let history = b"1\t0/3000100\tno recovery target specified\n";
+        files.push(("00000002.history", history));
+        let (fs, dir) = dir_with(&files);
+        let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
+        assert_eq!(
+            plan.gaps,
+            [Gap {
+                tli: TimeLineId::new(2).unwrap(),
+                first: SegNo(3),
+                last: SegNo(3)
+            }]
+        );
+        let used: Vec<String> = plan.segments.iter().map(|s| s.name.to_string()).collect();
+        assert!(
+            !used.contains(&names[1]),
+            "the old timeline's partial is not used: {used:?}"
+        );
+    }
+
+    #[test]
     fn missing_history_is_reported_not_fatal() {
         let names = [seg(3, 9).to_string()];
         let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
