@@ -46,6 +46,11 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Outcome {
             }
             problems.push(p.clone());
         }
+    })
+    // Whatever stopped the walk before it could judge the archive: "could not run".
+    .map_err(|f| Failure {
+        exit: Exit::Config,
+        ..f
     })?;
     if live {
         let _ = writeln!(std::io::stderr().lock());
