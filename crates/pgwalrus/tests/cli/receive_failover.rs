@@ -31,7 +31,6 @@
 //! offset 0x8A1E0, the bytes from 0xCA000 to the end were an old segment's.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use pgwalrus_testkit::{Cluster, TRUST_USER, give_to_server_user, wait_until};
@@ -41,6 +40,7 @@ use crate::receive_support::{
     segment_name, small_cluster, snapshot, snapshot_names,
 };
 use crate::support::{Background, Guarded, Home, pgwalrus};
+use crate::support::{copy_tree, touch_for_server};
 
 const SLOT: &str = "walrus_failover";
 /// Segment size of [`small_cluster`].
@@ -50,28 +50,6 @@ const RECOVERY: Duration = Duration::from_secs(60);
 /// What recovery must reproduce: rows and sums of the test's tables.
 const STATE: &str = "SELECT (SELECT count(*) FROM marks) || ' marks, sum ' || (SELECT coalesce(sum(id), 0) FROM marks) \
      || ', ' || (SELECT count(*) FROM load) || ' load rows, ' || (SELECT md5(coalesce(string_agg(t, '' ORDER BY i, t), '')) FROM load)";
-
-/// `cp -a FROM TO` (ownership kept: the server user's files stay its own).
-#[track_caller]
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
-}
-
-fn touch_for_server(path: &Path) {
-    std::fs::write(path, "").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    give_to_server_user(path);
-}
 
 /// A primary with tables `marks` and `load` and a first row.
 fn primary() -> Cluster {

@@ -429,11 +429,11 @@ pub(crate) fn psql_within(c: &Cluster, sql: &str, timeout: Duration) -> String {
     }
 }
 
-/// Runs Debian's `pgbench` (15, which works against every major) as the superuser over TCP.
-#[track_caller]
-pub(crate) fn pgbench(c: &Cluster, args: &[&str]) {
-    let out = Command::new(debian_bin("pgbench"))
-        .env_clear()
+/// Debian's `pgbench` (15, which works against every major) as the superuser over TCP,
+/// with no environment of the machine's, ready to run.
+pub(crate) fn pgbench_command(c: &Cluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new(debian_bin("pgbench"));
+    cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("PGPASSFILE", "/nonexistent")
         .args([
@@ -445,7 +445,14 @@ pub(crate) fn pgbench(c: &Cluster, args: &[&str]) {
             SUPERUSER,
         ])
         .args(args)
-        .arg("postgres")
+        .arg("postgres");
+    cmd
+}
+
+/// Runs Debian's `pgbench` (15, which works against every major) as the superuser over TCP.
+#[track_caller]
+pub(crate) fn pgbench(c: &Cluster, args: &[&str]) {
+    let out = pgbench_command(c, args)
         .stdin(Stdio::null())
         .output()
         .expect("run pgbench");

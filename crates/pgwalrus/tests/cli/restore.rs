@@ -24,6 +24,7 @@ use crate::receive_support::{
     Fixture, Lsn, PATIENCE, parse_segment, pgbench, segment_name, small_cluster,
 };
 use crate::support::{Background, Guarded, pgwalrus};
+use crate::support::{copy_tree, touch_for_server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgwalrus");
 const SLOT: &str = "walrus_restore";
@@ -62,28 +63,6 @@ fn archiving(f: &Fixture) -> Background {
 fn stop_receiver(mut r: Background) {
     r.signal("TERM");
     r.expect_exit(0, PATIENCE);
-}
-
-/// `cp -a FROM TO` (ownership kept: the test runs as root).
-#[track_caller]
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
-}
-
-fn touch_for_server(path: &Path) {
-    std::fs::write(path, "").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    give_to_server_user(path);
 }
 
 /// A base backup: a copy of the cleanly stopped primary (the receiver, if any, is stopped
@@ -127,21 +106,8 @@ fn online_backup(f: &Fixture) -> PathBuf {
 
 /// Debian's `pgbench` in the background.
 fn pgbench_background(c: &Cluster, args: &[&str]) -> Guarded {
-    let mut cmd = Command::new(debian_bin("pgbench"));
-    cmd.env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("PGPASSFILE", "/nonexistent")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.port().to_string(),
-            "-U",
-            SUPERUSER,
-        ])
-        .args(args)
-        .arg("postgres")
-        .stdin(Stdio::null())
+    let mut cmd = crate::receive_support::pgbench_command(c, args);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     Guarded::spawn(&mut cmd)

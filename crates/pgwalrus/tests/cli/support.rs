@@ -279,3 +279,26 @@ impl Background {
         );
     }
 }
+
+/// `cp -a FROM TO` (ownership kept: the server user's files stay its own).
+#[track_caller]
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// Creates an empty file the server user owns (a signal file such as `standby.signal`).
+pub(crate) fn touch_for_server(path: &Path) {
+    std::fs::write(path, "").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pgwalrus_testkit::give_to_server_user(path);
+}
