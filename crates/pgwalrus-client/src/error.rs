@@ -368,19 +368,14 @@ struct ListFailures<'a>(&'a [Error]);
 
 impl fmt::Display for ListFailures<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut previous: Option<String> = None;
-        for e in self.0 {
-            // Multi-line server messages (DETAIL/HINT) stay readable inline.
-            let text = e.to_string().replace('\n', " ");
-            // `sslmode=prefer`/`allow` retry the same address; an identical failure is said once.
-            if previous.as_deref() == Some(text.as_str()) {
-                continue;
-            }
-            if previous.is_some() {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
                 f.write_str("; ")?;
             }
-            f.write_str(&text)?;
-            previous = Some(text);
+            // Multi-line server messages (DETAIL/HINT) stay readable inline. Every attempt is
+            // listed, a repeated one too: libpq reports the TLS and the plain attempt of
+            // `sslmode=prefer` separately, and so do we.
+            write!(f, "{}", e.to_string().replace('\n', " "))?;
         }
         Ok(())
     }
