@@ -2,13 +2,16 @@
 //! completed segment of its own `pg_wal`, behind its last checkpoint so it never reads it
 //! itself) makes `receive` stop with exit 6 naming the record — and the segment holding it
 //! is never completed in the archive. `--no-verify` archives the same bytes as they are.
+//! The archive is seeded with the intact segment before it, so streaming resumes right at
+//! the damaged one.
 
 use crate::receive_support::{Fixture, segment_name};
 use crate::support::pgwalrus;
 
 /// Prepares a fixture whose `pg_wal` holds a completed segment with one flipped byte inside
-/// a record, retained by slot `s` from before it. Returns (fixture, segment name, record LSN).
-fn damaged_server() -> (Fixture, String, u64) {
+/// a record, retained by slot `s` from before it. Returns (fixture, segment name, record LSN,
+/// record length).
+fn damaged_server() -> (Fixture, String, u64, u64) {
     let f = Fixture::small();
     f.c.psql("SELECT pg_create_physical_replication_slot('s', true)");
     f.load(1500);
@@ -20,6 +23,12 @@ fn damaged_server() -> (Fixture, String, u64) {
     );
     let segno = restart.0 / f.seg_size + 1;
     let name = segment_name(1, segno, f.seg_size);
+    // The archive ends with the intact segment before it, so streaming resumes right at the
+    // damaged one on every major (before 15 an empty archive would start at the server's
+    // current position: there is no READ_REPLICATION_SLOT).
+    let previous = segment_name(1, segno - 1, f.seg_size);
+    std::fs::copy(f.c.pg_wal_dir().join(&previous), f.archive.join(&previous))
+        .expect("seed the archive");
     // A record wholly inside that segment, from `dump --json` of the server's own file.
     let path = f.c.pg_wal_dir().join(&name);
     let run = pgwalrus(&f.home, &["dump", "--json", path.to_str().unwrap()], &[]);
@@ -36,7 +45,7 @@ fn damaged_server() -> (Fixture, String, u64) {
     bytes[offset] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
     f.c.start();
-    (f, name, lsn)
+    (f, name, lsn, tot_len)
 }
 
 fn hex_lsn(line: &str, key: &str) -> u64 {
@@ -55,7 +64,7 @@ fn number(line: &str, key: &str) -> u64 {
 
 #[test]
 fn receive_stops_with_exit_6_at_a_damaged_record_and_never_completes_its_segment() {
-    let (f, name, lsn) = damaged_server();
+    let (f, name, lsn, tot_len) = damaged_server();
     let mut receiver = f.receive(&["-S", "s", "-n"]);
     let code = receiver.wait(std::time::Duration::from_secs(60));
     let stderr = receiver.stderr();
@@ -73,19 +82,28 @@ fn receive_stops_with_exit_6_at_a_damaged_record_and_never_completes_its_segment
         !f.archive.join(&name).exists(),
         "the damaged segment must not be completed"
     );
-    // Everything before it was archived (the chunk with the damaged record may also be the
-    // one that would have opened its segment, so a `.partial` of it may or may not exist).
-    let segno = u64::from_str_radix(&name[16..], 16).unwrap();
-    let previous = segment_name(1, segno - 1, f.seg_size);
-    assert_eq!(
-        std::fs::read(f.archive.join(&previous)).ok(),
-        f.server_segment(&previous)
-    );
+    // Any `.partial` of it holds server bytes (or holes) before the damaged record and
+    // none of the record itself: the chunk completing it was refused.
+    if let Ok(bytes) = std::fs::read(f.archive.join(format!("{name}.partial"))) {
+        let server = f.server_segment(&name).expect("server copy");
+        let start = (lsn % f.seg_size) as usize;
+        let end = start + tot_len as usize;
+        assert!(
+            (0..start).all(|i| bytes.get(i).is_none_or(|&b| b == 0 || b == server[i])),
+            "{name}.partial holds bytes the server did not send"
+        );
+        assert!(
+            bytes
+                .get(start..end)
+                .is_none_or(|r| r.iter().all(|&b| b == 0)),
+            "{name}.partial holds the damaged record"
+        );
+    }
 }
 
 #[test]
 fn receive_with_no_verify_archives_the_bytes_as_sent() {
-    let (f, name, _) = damaged_server();
+    let (f, name, _, _) = damaged_server();
     let end = f.c.psql("SELECT pg_current_wal_lsn()");
     let run = pgwalrus(
         &f.home,
