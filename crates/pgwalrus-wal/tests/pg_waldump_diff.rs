@@ -504,10 +504,9 @@ fn pg15_bindir() -> Option<PathBuf> {
 
 #[test]
 fn decoder_matches_pg_waldump_on_pg15_wal() {
-    let Some(bin) = pg15_bindir() else {
-        eprintln!("skipped: no PostgreSQL 15 binaries (set PGWALRUS_PG15_BINDIR)");
-        return;
-    };
+    let bin = pg15_bindir().expect(
+        "no PostgreSQL 15 binaries with pg_waldump (scripts/test.sh installs postgresql-15; or set PGWALRUS_PG15_BINDIR)",
+    );
     let seg_size = WalSegSize::DEFAULT;
     let mut server = Server::init(&bin, &bin, PgMajor::V15);
     server.start();
@@ -644,14 +643,14 @@ fn other_majors() -> Vec<(PgMajor, PathBuf)> {
 
 #[test]
 fn decodes_and_describes_wal_of_other_majors() {
-    let Some(client_bin) = pg15_bindir() else {
-        eprintln!("skipped: no PostgreSQL 15 client binaries");
-        return;
-    };
+    let client_bin = pg15_bindir().expect(
+        "no PostgreSQL 15 client binaries (scripts/test.sh installs postgresql-15; or set PGWALRUS_PG15_BINDIR)",
+    );
     let majors = other_majors();
-    if majors.is_empty() {
-        eprintln!("skipped: no other majors installed (scripts/install-pg-majors.sh)");
-    }
+    assert!(
+        !majors.is_empty(),
+        "no other PostgreSQL majors installed: run scripts/install-pg-majors.sh (scripts/test.sh does)"
+    );
     for (major, bin) in majors {
         let mut server = Server::init(&bin, &client_bin, major);
         server.start();
