@@ -7,6 +7,7 @@ use std::io::Write as _;
 
 use pgwalrus_client::config::{Config, ReplicationMode};
 use pgwalrus_client::{Connection, Error as ClientError, connect};
+use pgwalrus_proto::replication::commands::quote_literal;
 use pgwalrus_wal::Lsn;
 use pgwalrus_wal::names::SegmentName;
 
@@ -221,10 +222,10 @@ async fn slot_state(
 
 async fn slot_row(config: &Config, slot: &str) -> Result<Option<Vec<Option<String>>>, ClientError> {
     let mut conn = connect(config).await?;
-    let literal = slot.replace('\'', "''");
+    let literal = quote_literal(slot);
     let sql = format!(
         "SELECT slot_type, active_pid::text, restart_lsn::text, wal_status, \
-         pg_size_pretty(safe_wal_size) FROM pg_catalog.pg_replication_slots WHERE slot_name = '{literal}'"
+         pg_size_pretty(safe_wal_size) FROM pg_catalog.pg_replication_slots WHERE slot_name = {literal}"
     );
     let results = conn.simple_query(&sql).await?;
     let _ = conn.close().await;

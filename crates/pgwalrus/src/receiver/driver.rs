@@ -927,10 +927,11 @@ async fn stream(
             msg = stream.next() => match msg {
                 Ok(Some(ReplicationMessage::XLogData { start, end, wal_end, data, .. })) => {
                     streamed = true;
-                    progress.on_data(end, wal_end, data.len(), now());
+                    let at = now();
+                    progress.on_data(end, wal_end, data.len(), at);
                     send(writer, Command::Data { tli, lsn: start, bytes: data }).await
                         .map_err(|e| mark_streamed(e, streamed))?;
-                    core.on_data(end, now())
+                    core.on_data(end, at)
                 }
                 Ok(Some(ReplicationMessage::Keepalive { wal_end, reply_requested, .. })) => {
                     progress.on_server_end(wal_end);
@@ -1047,16 +1048,7 @@ async fn perform(
                     })?;
             }
             Action::Stop => {
-                close_partial(writer, core).await?;
-                let _ = stream
-                    .send_status(
-                        core.write_lsn(),
-                        core.reported_flush(),
-                        Lsn::INVALID,
-                        false,
-                        wall_clock(),
-                    )
-                    .await;
+                close_and_report(core, stream, writer).await?;
                 info!(
                     "reached end position; everything up to {} is durable",
                     core.flush_lsn()
@@ -1096,12 +1088,14 @@ async fn close_partial(
     }
 }
 
-/// SIGINT/SIGTERM: finish in-flight writes, fsync, report, send CopyDone.
-async fn graceful_stop(
+/// A clean stop's last step before the stream ends: fsync and close the open segment (kept
+/// `.partial`), then tell the server the final positions (best effort: the data is durable
+/// either way). Returns the durable position.
+async fn close_and_report(
     core: &mut ReceiverCore,
-    mut stream: ReplicationStream,
+    stream: &mut ReplicationStream,
     writer: &mut WriterHandle,
-) -> Result<(), SessionError> {
+) -> Result<Lsn, SessionError> {
     let flush = close_partial(writer, core).await?;
     let _ = stream
         .send_status(
@@ -1112,6 +1106,16 @@ async fn graceful_stop(
             wall_clock(),
         )
         .await;
+    Ok(flush)
+}
+
+/// SIGINT/SIGTERM: finish in-flight writes, fsync, report, send CopyDone.
+async fn graceful_stop(
+    core: &mut ReceiverCore,
+    mut stream: ReplicationStream,
+    writer: &mut WriterHandle,
+) -> Result<(), SessionError> {
+    let flush = close_and_report(core, &mut stream, writer).await?;
     if let Err(e) = stream.finish().await {
         debug!("while ending the replication stream: {e}");
     }

@@ -118,15 +118,18 @@ impl WriterHandle {
     }
 
     /// Closes the command queue and waits for the thread to finish what was queued.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
         let WriterHandle {
-            commands, thread, ..
-        } = &mut self;
+            commands,
+            events,
+            thread,
+        } = self;
         // Dropping the last sender ends the thread's loop once the queue is drained.
-        drop(std::mem::replace(commands, mpsc::channel(1).0));
-        if let Some(thread) = thread.take() {
+        drop(commands);
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
+        drop(events);
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::receive_support::{Fixture, segment_name};
 use crate::support::pgwalrus;
+use crate::verify::{lsn_field, number_field};
 
 /// Prepares a fixture whose `pg_wal` holds a completed segment with one flipped byte inside
 /// a record, retained by slot `s` from before it. Returns (fixture, segment name, record LSN,
@@ -36,7 +37,7 @@ fn damaged_server() -> (Fixture, String, u64, u64) {
     let (lsn, tot_len) = run
         .stdout
         .lines()
-        .map(|l| (hex_lsn(l, "\"lsn\":\""), number(l, "\"tot_len\":")))
+        .map(|l| (lsn_field(l, "\"lsn\":\""), number_field(l, "\"tot_len\":")))
         .find(|(lsn, len)| *len > 200 && lsn % f.seg_size > 64 * 1024 && lsn % 8192 + len < 8192)
         .expect("a record inside one page");
     f.c.stop();
@@ -46,20 +47,6 @@ fn damaged_server() -> (Fixture, String, u64, u64) {
     std::fs::write(&path, &bytes).unwrap();
     f.c.start();
     (f, name, lsn, tot_len)
-}
-
-fn hex_lsn(line: &str, key: &str) -> u64 {
-    let rest = &line[line.find(key).unwrap() + key.len()..];
-    let text = &rest[..rest.find('"').unwrap()];
-    let (hi, lo) = text.split_once('/').unwrap();
-    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
-}
-
-fn number(line: &str, key: &str) -> u64 {
-    let rest = &line[line.find(key).unwrap() + key.len()..];
-    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
-        .parse()
-        .unwrap()
 }
 
 #[test]

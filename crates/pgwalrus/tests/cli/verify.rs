@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pgwalrus_testkit::{Cluster, debian_bin, pg_bin};
 
+use crate::receive_support::{Lsn, Rng, seed};
 use crate::support::{Home, pgwalrus};
 
 /// A cluster with 1 MiB segments and a few segments of varied WAL, their completed
@@ -74,37 +75,18 @@ fn records(home: &Home, dir: &Path) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn lsn_field(line: &str, key: &str) -> u64 {
+/// The `X/Y` value of `key` in a `dump --json` line, as a number.
+pub(crate) fn lsn_field(line: &str, key: &str) -> u64 {
     let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
-    parse_lsn(&rest[..rest.find('"').unwrap()])
+    Lsn::parse(&rest[..rest.find('"').unwrap()]).0
 }
 
-fn number_field(line: &str, key: &str) -> u64 {
+/// The numeric value of `key` in a `dump --json` line.
+pub(crate) fn number_field(line: &str, key: &str) -> u64 {
     let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
     rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
         .parse()
         .unwrap()
-}
-
-fn parse_lsn(text: &str) -> u64 {
-    let (hi, lo) = text.split_once('/').unwrap();
-    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
-}
-
-/// A small deterministic generator (xorshift), so failures can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[test]
@@ -151,18 +133,18 @@ fn every_flipped_byte_inside_a_record_is_reported_at_that_record() {
     let home = Home::new();
     let recs = records(&home, &a.dir);
     let seg_size = 1u64 << 20;
-    let mut rng = Rng(0x5eed_0ff1_1b00);
+    let mut rng = Rng::new(seed(0x5eed_0ff1_1b00));
     let trials = 100;
     for trial in 0..trials {
-        let (lsn, end) = recs[rng.below(recs.len() as u64) as usize];
-        let pos = lsn + rng.below(end - lsn);
+        let (lsn, end) = recs[rng.range(0, recs.len() as u64) as usize];
+        let pos = lsn + rng.range(0, end - lsn);
         let segno = pos / seg_size;
         let name = format!("{:08X}{:08X}{:08X}", 1, segno >> 12, segno & 0xFFF);
         let path = a.dir.join(&name);
         let original = std::fs::read(&path).unwrap();
         let mut damaged = original.clone();
         let offset = (pos % seg_size) as usize;
-        damaged[offset] ^= 1 << rng.below(8);
+        damaged[offset] ^= 1 << rng.range(0, 8);
         std::fs::write(&path, &damaged).unwrap();
         let run = pgwalrus(&home, &["verify", "--json", a.dir.to_str().unwrap()], &[]);
         std::fs::write(&path, &original).unwrap();
