@@ -33,31 +33,10 @@ while [ $# -gt 0 ]; do
 done
 
 BIN=/usr/lib/postgresql/15/bin
-need=()
-command -v /usr/bin/time >/dev/null || need+=(time)
-command -v gzip >/dev/null || need+=(gzip)
-command -v lz4 >/dev/null || need+=(lz4)
-command -v zstd >/dev/null || need+=(zstd)
-if [ "${#need[@]}" -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
+need_tools time gzip lz4 zstd
 build_pgwalrus
 
-work="$(mktemp -d -p "${BENCH_DIR:-/var/tmp}" pgwalrus-bench-z.XXXXXX)"
-chmod 755 "$work"; [ "$(id -u)" = 0 ] && chown postgres: "$work"
-port="$(free_port)"
-pid=""
-cleanup() {
-    [ -n "$pid" ] && { as_pg "$BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || kill -9 "$pid" 2>/dev/null || true; }
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-as_pg "$BIN/initdb" -D "$work/data" -U postgres --auth=trust >/dev/null
-as_pg "$BIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w start -o "-p $port -k $work \
-    -c listen_addresses=127.0.0.1 -c wal_level=replica -c max_wal_size=4GB -c checkpoint_timeout=1h \
-    -c shared_buffers=256MB" >/dev/null
-pid="$(head -1 "$work/data/postmaster.pid")"
-psql_() { "$BIN/psql" -X -q -At -h "$work" -p "$port" -U postgres -d postgres "$@"; }
-CONN="host=127.0.0.1 port=$port user=postgres"
+bench_primary "$BIN" pgwalrus-bench-z max_wal_size=4GB checkpoint_timeout=1h shared_buffers=256MB
 
 # WAL with the mix of a real workload: heap inserts of text that compresses about 3:1, index
 # entries, full-page images after the checkpoint.
@@ -76,6 +55,9 @@ while :; do
 done
 psql_ -c "SELECT pg_switch_wal()" >/dev/null
 end_lsn="$(psql_ -c "SELECT pg_current_wal_lsn()")"
+# pg_receivewal stops only on WAL *beyond* --endpos, pgwalrus once it has everything up to
+# it: write a little WAL past the end so neither waits for the server's next idle record.
+psql_ -c "CREATE TABLE IF NOT EXISTS bench_after (i int)" -c "INSERT INTO bench_after VALUES (1)" >/dev/null
 bytes="$(psql_ -c "SELECT '$end_lsn'::pg_lsn - '$start_lsn'::pg_lsn")"; bytes="${bytes%.*}"
 echo "WAL retained: $bytes bytes from $start_lsn to $end_lsn" >&2
 
@@ -88,11 +70,10 @@ run_one() { # tool method dir -> "wall user sys maxrss_kb"
     psql_ -c "SELECT pg_copy_physical_replication_slot('bench_base', '$slot')" >/dev/null
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     if [ "$tool" = pg_receivewal ]; then
-        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n -Z "$method" >/dev/null 2>&1 || true
+        timed "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n -Z "$method"
     else
-        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n -Z "$method" >/dev/null 2>&1 || true
+        timed "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n -Z "$method"
     fi
-    tail -1 "$work/time.out"
 }
 
 # Every complete segment decompresses to the server's own file.
@@ -115,7 +96,6 @@ check_archive() { # dir -> number of segments checked
     echo "$n"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A WALL CPU RSS SIZE
 for i in $(seq 1 "$RUNS"); do
     for config in "${CONFIGS[@]}"; do

@@ -55,12 +55,39 @@ stop_server() {
     as_pg "$1/pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1 || kill -9 "$3" 2>/dev/null || true
 }
 
+# bench_primary BIN PREFIX [SETTING=VALUE …]: the throwaway primary a comparison runs
+# against. Sets `work` (private directory, data in $work/data), `port`, `pid` and `CONN`;
+# `psql_` then runs SQL on it. Server and directory are removed on exit.
+bench_primary() {
+    BENCH_BIN="$1"
+    work="$(make_workdir "$2")"
+    shift 2
+    port="$(free_port)"
+    pid=""
+    trap 'stop_server "$BENCH_BIN" "$work/data" "$pid"; rm -rf "$work"' EXIT
+    pid="$(start_server "$BENCH_BIN" "$work/data" "$port" "$work" "$work/server.log" "$@")"
+    CONN="host=127.0.0.1 port=$port user=postgres"
+}
+
+psql_() { "$BENCH_BIN/psql" -X -q -At -h "$work" -p "$port" -U postgres -d postgres "$@"; }
+
 # The median of numbers on stdin (mawk has no asort).
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# timed_to FILE CMD…: runs CMD quietly under GNU time; FILE gets "wall user sys maxrss_kb".
-timed_to() {
-    local out="$1"
-    shift
+# timed CMD…: runs CMD quietly under GNU time; prints "wall user sys maxrss_kb".
+timed() {
+    local out
+    out="$(mktemp)"
     /usr/bin/time -f '%e %U %S %M' -o "$out" "$@" >/dev/null 2>&1 || true
+    tail -1 "$out"
+    rm -f "$out"
+}
+
+# summarize "wall user sys rss"…: prints "median_wall median_cpu max_rss_kb" (cpu = user+sys).
+summarize() {
+    local wall cpu rss
+    wall="$(printf '%s\n' "$@" | awk '{print $1}' | median)"
+    cpu="$(printf '%s\n' "$@" | awk '{print $2+$3}' | median)"
+    rss="$(printf '%s\n' "$@" | awk '{print $4}' | sort -n | tail -1)"
+    echo "$wall $cpu $rss"
 }

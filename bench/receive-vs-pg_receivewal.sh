@@ -31,26 +31,10 @@ while [ $# -gt 0 ]; do
 done
 
 BIN=/usr/lib/postgresql/15/bin
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+need_tools time
 build_pgwalrus
 
-work="$(mktemp -d -p "${BENCH_DIR:-/var/tmp}" pgwalrus-bench.XXXXXX)"
-chmod 755 "$work"; [ "$(id -u)" = 0 ] && chown postgres: "$work"
-port="$(free_port)"
-pid=""
-cleanup() {
-    [ -n "$pid" ] && { as_pg "$BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || kill -9 "$pid" 2>/dev/null || true; }
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-as_pg "$BIN/initdb" -D "$work/data" -U postgres --auth=trust >/dev/null
-as_pg "$BIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w start -o "-p $port -k $work \
-    -c listen_addresses=127.0.0.1 -c wal_level=replica -c max_wal_size=4GB -c checkpoint_timeout=1h \
-    -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
-pid="$(head -1 "$work/data/postmaster.pid")"
-psql_() { "$BIN/psql" -X -q -At -h "$work" -p "$port" -U postgres -d postgres "$@"; }
-CONN="host=127.0.0.1 port=$port user=postgres"
+bench_primary "$BIN" pgwalrus-bench max_wal_size=4GB checkpoint_timeout=1h shared_buffers=256MB synchronous_commit=on
 
 echo "generating ${GIB} GiB of WAL…" >&2
 psql_ -c "SELECT pg_create_physical_replication_slot('bench_prw', true)" \
@@ -64,6 +48,9 @@ while :; do
     [ "${done_bytes%.*}" -ge "$target" ] && break
 done
 end_lsn="$(psql_ -c "SELECT pg_switch_wal()" >/dev/null; psql_ -c "SELECT pg_current_wal_lsn()")"
+# pg_receivewal stops only on WAL *beyond* --endpos, pgwalrus once it has everything up to
+# it: write a little WAL past the end so neither waits for the server's next idle record.
+psql_ -c "CREATE TABLE IF NOT EXISTS bench_after (i int)" -c "INSERT INTO bench_after VALUES (1)" >/dev/null
 bytes="$(psql_ -c "SELECT pg_current_wal_lsn() - '$start_lsn'::pg_lsn")"; bytes="${bytes%.*}"
 echo "WAL retained: $bytes bytes from $start_lsn to $end_lsn" >&2
 
@@ -76,11 +63,10 @@ run_one() { # tool dir -> "wall user sys maxrss_kb"
     psql_ -c "SELECT pg_copy_physical_replication_slot('bench_prw', '$slot')" >/dev/null
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     if [ "$tool" = pg_receivewal ]; then
-        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n >/dev/null 2>&1 || true
+        timed "$BIN/pg_receivewal" -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n
     else
-        /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n ${PGWALRUS_ARGS:-} >/dev/null 2>&1 || true
+        timed "$PGWALRUS" receive -q -D "$dir" -d "$CONN" -S "$slot" -E "$end_lsn" -n ${PGWALRUS_ARGS:-}
     fi
-    tail -1 "$work/time.out"
 }
 
 declare -a PRW WAL
@@ -95,16 +81,8 @@ for f in "$work"/prw/*; do
     cmp -s "$f" "$work/walrus/$n" || { echo "MISMATCH: $n differs between the two archives" >&2; exit 1; }
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-summ() { # list of "wall user sys rss" -> median wall, median cpu, max rss (mawk has no asort)
-    local wall cpu rss
-    wall="$(printf '%s\n' "$@" | awk '{print $1}' | median)"
-    cpu="$(printf '%s\n' "$@" | awk '{print $2+$3}' | median)"
-    rss="$(printf '%s\n' "$@" | awk '{print $4}' | sort -n | tail -1)"
-    echo "$wall $cpu $rss"
-}
-read -r prw_wall prw_cpu prw_rss <<<"$(summ "${PRW[@]}")"
-read -r wal_wall wal_cpu wal_rss <<<"$(summ "${WAL[@]}")"
+read -r prw_wall prw_cpu prw_rss <<<"$(summarize "${PRW[@]}")"
+read -r wal_wall wal_cpu wal_rss <<<"$(summarize "${WAL[@]}")"
 gib="$(awk -v b="$bytes" 'BEGIN{printf "%.3f", b/1073741824}')"
 
 echo
