@@ -5,7 +5,7 @@
 # restart point up to a fixed end position (-E / --endpos), once per configuration and RUNS
 # times (default 1), each run through a fresh copy of the slot:
 #
-#   pgwalrus zstd (default level 3)   pgwalrus lz4   pgwalrus gzip (level 6)
+#   pgwalrus zstd (default level 1)   pgwalrus lz4   pgwalrus gzip (level 6)
 #   pg_receivewal gzip (level 6)      pg_receivewal lz4
 #
 # Reports wall time, MiB/s of WAL, CPU seconds (user+sys) per GiB of WAL, peak RSS, the

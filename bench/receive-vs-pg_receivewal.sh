@@ -6,7 +6,8 @@
 #     RUNS times (default 3), alternating. Reports wall time, MiB/s, CPU seconds per GiB
 #     (user+sys) and peak RSS, and the ratios pgwalrus/pg_receivewal.
 #  2. Synchronous: pgbench -c 4 for SECS seconds (default 30) with the receiver named in
-#     synchronous_standby_names, each tool with --synchronous and a slot. Reports TPS.
+#     synchronous_standby_names, each tool with --synchronous and a new slot, RUNS times,
+#     alternating. Reports the median TPS.
 #
 # Not a test: numbers depend on the machine. Run on a quiet machine; results go to stdout
 # as a Markdown table (paste into docs/benchmarks.md together with the command line).
@@ -99,6 +100,10 @@ if [ "$SKIP_SYNC" = 0 ]; then
         local tool="$1" dir="$work/sync-$1" rpid tps
         rm -rf "$dir"; mkdir -p "$dir"
         psql_ -c "SELECT pg_drop_replication_slot('sync_$tool')" >/dev/null 2>&1 || true
+        # A new slot reserves WAL from the last checkpoint's redo point; without this one
+        # that is the catch-up WAL above, and pgbench would first wait for the receiver to
+        # stream a GiB instead of measuring synchronous commits.
+        psql_ -c "CHECKPOINT" >/dev/null
         psql_ -c "SELECT pg_create_physical_replication_slot('sync_$tool', true)" >/dev/null
         psql_ -c "ALTER SYSTEM SET synchronous_standby_names = 'bench_$tool'" -c "SELECT pg_reload_conf()" >/dev/null
         if [ "$tool" = pg_receivewal ]; then
@@ -117,14 +122,20 @@ if [ "$SKIP_SYNC" = 0 ]; then
         echo "$tps"
     }
     "$BIN/pgbench" -h "$work" -p "$port" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
-    prw_tps="$(tps_with pg_receivewal)"
-    wal_tps="$(tps_with pgwalrus)"
+    PRW_TPS=(); WAL_TPS=()
+    for i in $(seq 1 "$RUNS"); do
+        echo "synchronous run $i/$RUNS…" >&2
+        PRW_TPS+=("$(tps_with pg_receivewal)")
+        WAL_TPS+=("$(tps_with pgwalrus)")
+    done
+    prw_tps="$(printf '%s\n' "${PRW_TPS[@]}" | median)"
+    wal_tps="$(printf '%s\n' "${WAL_TPS[@]}" | median)"
     echo
-    echo "### Synchronous mode, pgbench -c 4 -j 2 -N -T $SYNC_SECS (TPS)"
+    echo "### Synchronous mode, pgbench -c 4 -j 2 -N -T $SYNC_SECS (TPS, median of $RUNS runs)"
     echo
-    echo "| tool | TPS |"
-    echo "|---|---|"
-    echo "| pg_receivewal --synchronous | $prw_tps |"
-    echo "| pgwalrus receive --synchronous | $wal_tps |"
+    echo "| tool | TPS (median) | runs |"
+    echo "|---|---|---|"
+    echo "| pg_receivewal --synchronous | $prw_tps | ${PRW_TPS[*]} |"
+    echo "| pgwalrus receive --synchronous | $wal_tps | ${WAL_TPS[*]} |"
     awk -v p="$prw_tps" -v w="$wal_tps" 'BEGIN{printf "\nTPS ratio pgwalrus/pg_receivewal: %.2fx\n", w/p}'
 fi

@@ -18,6 +18,21 @@
 //! when the first byte for it arrives, so starting on a segment whose `.partial` exists
 //! changes nothing on disk until the server actually sends that WAL.
 //!
+//! # Zero-ahead (opt-in, for synchronous mode)
+//!
+//! A new segment file is only sized, not filled, so its blocks are allocated as WAL first
+//! reaches them, and an `fdatasync` after such a write also commits that allocation to the
+//! file system's journal: measured on ext4, 8 KiB writes into fresh blocks took 147 µs to
+//! sync, into already written blocks 100 µs. A synchronous standby pays that on every
+//! commit. With [`ArchiveWriter::with_zero_ahead`], [`ArchiveWriter::zero_ahead`] (called
+//! when the stream is idle) writes zeros into the next stretch of a new segment's unwritten
+//! blocks and syncs them, keeping between [`ZERO_AHEAD_LOW`] and [`ZERO_AHEAD_WINDOW`]
+//! bytes ready ahead of the write position. Zeros are what the sized file reads as there
+//! anyway, so the file's content is the same at every instant; only blocks no WAL was ever
+//! written to are touched (never a reopened `.partial`, whose old bytes past the write
+//! position may be WAL the server no longer has). Catch-up does not use it: there every
+//! block is written once, by WAL.
+//!
 //! # Failures
 //!
 //! A failed fsync or rename *poisons* the writer: that call returns the I/O error and
@@ -114,6 +129,17 @@ impl Written {
     }
 }
 
+/// [`ArchiveWriter::zero_ahead`] does nothing while at least this many zeroed bytes lie
+/// ahead of the write position.
+pub const ZERO_AHEAD_LOW: u64 = 256 * 1024;
+/// How far ahead of the write position [`ArchiveWriter::zero_ahead`] zeroes: about 0.5 ms of
+/// writing and syncing on the machine of the project's benchmarks.
+pub const ZERO_AHEAD_WINDOW: u64 = 1024 * 1024;
+/// The file-system block the zeroing is aligned to.
+const BLOCK: u64 = 4096;
+/// What zero-ahead writes from.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// Writes streamed WAL into an archive directory. See the [module documentation](self).
 pub struct ArchiveWriter<F: ArchiveFs> {
     fs: F,
@@ -133,6 +159,11 @@ pub struct ArchiveWriter<F: ArchiveFs> {
     compression: CompressionSpec,
     last_completed: Option<SegmentName>,
     poison: Option<(Op, PathBuf)>,
+    /// [`ArchiveWriter::with_zero_ahead`] was asked for.
+    zero_ahead: bool,
+    /// Offset in the open segment up to which its blocks are written (WAL or zeros); `None`
+    /// when zero-ahead may not touch the file (a reopened `.partial`, or none open).
+    zeroed_to: Option<u64>,
 }
 
 impl<F: ArchiveFs> fmt::Debug for ArchiveWriter<F> {
@@ -173,6 +204,8 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             compression: CompressionSpec::NONE,
             last_completed: None,
             poison: None,
+            zero_ahead: false,
+            zeroed_to: None,
         }
     }
 
@@ -290,6 +323,71 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             }
         }
         Ok(written)
+    }
+
+    /// Lets [`ArchiveWriter::zero_ahead`] work (see [Zero-ahead](self#zero-ahead-opt-in-for-synchronous-mode)).
+    #[must_use]
+    pub fn with_zero_ahead(mut self, on: bool) -> Self {
+        self.zero_ahead = on;
+        self
+    }
+
+    /// Whether [`ArchiveWriter::zero_ahead`] would do anything now: enabled, syncing, an
+    /// uncompressed segment this writer created is open, and fewer than
+    /// [`ZERO_AHEAD_LOW`] zeroed bytes lie ahead of the write position.
+    pub fn zero_ahead_due(&self) -> bool {
+        self.zero_ahead_range().is_some()
+    }
+
+    fn zero_ahead_range(&self) -> Option<(u64, u64)> {
+        if !self.zero_ahead
+            || self.durability == Durability::NoSync
+            || self.poison.is_some()
+            || self.segment.is_none()
+        {
+            return None;
+        }
+        let zeroed = self.zeroed_to?;
+        let seg_bytes = self.seg_size.as_u64();
+        let offset = u64::from(self.write_lsn.segment_offset(self.seg_size));
+        // The block the write position is in already holds WAL (or is the first one).
+        let from = zeroed.max(offset.next_multiple_of(BLOCK));
+        if from >= seg_bytes || from - offset >= ZERO_AHEAD_LOW {
+            return None;
+        }
+        Some((from, seg_bytes.min(offset + ZERO_AHEAD_WINDOW)))
+    }
+
+    /// Zero-ahead (see [Zero-ahead](self#zero-ahead-opt-in-for-synchronous-mode)): when
+    /// [`ArchiveWriter::zero_ahead_due`], writes zeros into the open segment's next unwritten
+    /// blocks, up to [`ZERO_AHEAD_WINDOW`] past the write position, and syncs the file —
+    /// which also makes everything written so far durable, as [`ArchiveWriter::sync`] does.
+    /// Returns the flush position.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`]; [`Error::Io`] with [`Op::Write`] (ENOSPC included; the writer
+    /// stays usable, the data is unchanged) or [`Op::Sync`] (poisons the writer).
+    pub fn zero_ahead(&mut self) -> Result<Lsn> {
+        self.check_poison()?;
+        let (Some((from, to)), Some(segment)) = (self.zero_ahead_range(), &self.segment) else {
+            return Ok(self.flush_lsn);
+        };
+        let mut at = from;
+        while at < to {
+            let n = usize::try_from(to - at).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+            segment
+                .file
+                .write_all_at(&ZEROS[..n], at)
+                .map_err(Error::at(Op::Write, &segment.path))?;
+            at += n as u64;
+        }
+        if let Err(e) = durable::sync_data(&segment.file, &segment.path, self.durability) {
+            return Err(self.poisoned_by(e));
+        }
+        self.zeroed_to = Some(to);
+        self.flush_lsn = self.write_lsn;
+        Ok(self.flush_lsn)
     }
 
     /// Makes everything written so far durable and returns the new flush position: one
@@ -542,6 +640,9 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
         };
         match opened {
             Ok(segment) => {
+                // Only a file this writer created has no bytes of its own past the write
+                // position.
+                self.zeroed_to = segment.previous_len.is_none().then_some(0);
                 self.segment = Some(segment);
                 Ok(())
             }

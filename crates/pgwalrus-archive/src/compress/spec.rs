@@ -13,8 +13,8 @@
 //! * A bare integer is a gzip level, except `0`, which means no compression (the pre-15
 //!   meaning of `-Z N`, which pg_receivewal keeps).
 //! * Levels: gzip 1–9 (or `-1`, zlib's default, which is 6); lz4 1–12 (or `0`, the fast
-//!   mode); zstd from `ZSTD_minCLevel()` to `ZSTD_maxCLevel()` (-131072 to 22; default 3);
-//!   `none` takes no level but `0`.
+//!   mode); zstd from `ZSTD_minCLevel()` to `ZSTD_maxCLevel()` (-131072 to 22; pgwalrus's
+//!   default is 1, not zstd's own 3: see [`ZSTD_DEFAULT`]); `none` takes no level but `0`.
 //! * `workers` is valid PostgreSQL syntax for zstd only; pgwalrus compresses with one thread
 //!   and refuses it rather than ignore it.
 //!
@@ -33,8 +33,13 @@ const GZIP_LEVELS: (i32, i32, i32) = (1, 9, -1);
 const GZIP_DEFAULT: i32 = 6;
 /// lz4's levels; 0 is the fast mode and PostgreSQL's default.
 const LZ4_LEVELS: (i32, i32, i32) = (1, 12, 0);
-/// Zstandard's default level (`ZSTD_CLEVEL_DEFAULT`).
-const ZSTD_DEFAULT: i32 = 3;
+/// The zstd level `-Z zstd` means. Not the library's `ZSTD_CLEVEL_DEFAULT` (3): on WAL,
+/// level 1 compresses about 1.8 times as fast, and its output is still smaller than gzip's
+/// at its default level — on heap inserts of text even smaller than level 3's (0.24 vs
+/// 0.27 of the WAL), on pgbench's WAL 14% larger than level 3's (the project's
+/// `docs/benchmarks.md`, "compression vs pg_receivewal"). WAL is compressed as it streams,
+/// so the default favours speed; `zstd:level=N` picks any other level.
+pub const ZSTD_DEFAULT: i32 = 1;
 
 /// A compression method and level for the segments pgwalrus writes: `none`, or gzip, lz4
 /// or zstd at a level. Always valid: the level is in the method's range.

@@ -95,7 +95,7 @@ fn spec_grammar_follows_pg_receivewal() {
         ("lz4:0", Some(Lz4), 0),
         ("lz4:1", Some(Lz4), 1),
         ("lz4:level=12", Some(Lz4), 12),
-        ("zstd", Some(Zstd), 3),
+        ("zstd", Some(Zstd), 1),
         ("zstd:level=3", Some(Zstd), 3),
         ("zstd:19", Some(Zstd), 19),
         ("zstd:-5", Some(Zstd), -5),

@@ -619,3 +619,151 @@ fn writers_can_move_to_a_writer_thread() {
     assert_send::<ArchiveWriter<StdFs>>();
     assert_send::<ArchiveWriter<SimFs>>();
 }
+
+fn zero_ahead_writer(fs: &SimFs) -> ArchiveWriter<SimFs> {
+    writer(fs).with_zero_ahead(true)
+}
+
+#[test]
+fn zero_ahead_allocates_the_window_in_a_real_file_and_changes_no_byte() {
+    use std::os::unix::fs::MetadataExt as _;
+    let tmp = TempDir::new("writer-zero-ahead");
+    let mut w =
+        ArchiveWriter::new(StdFs::new(), tmp.path(), SEG, Durability::Fsync).with_zero_ahead(true);
+    w.start(tli(1), seg_start(3)).unwrap();
+    w.write(tli(1), lsn(3, 0), &stream(lsn(3, 0), lsn(3, 5000)))
+        .unwrap();
+    w.sync().unwrap();
+    let path = tmp.path().join("000000010000000000000003.partial");
+    let allocated = || std::fs::metadata(&path).unwrap().blocks() * 512;
+    // Sized but sparse: only the blocks WAL reached are allocated.
+    assert!(allocated() < 64 * 1024, "{}", allocated());
+    assert!(w.zero_ahead_due());
+    w.write(tli(1), lsn(3, 5000), &stream(lsn(3, 5000), lsn(3, 6000)))
+        .unwrap();
+    // Zero-ahead syncs, so it also makes the WAL written so far durable.
+    assert_eq!(w.zero_ahead().unwrap(), lsn(3, 6000));
+    assert_eq!(w.flush_lsn(), lsn(3, 6000));
+    assert!(
+        allocated() >= SEG_BYTES.min(ZERO_AHEAD_WINDOW),
+        "{}",
+        allocated()
+    );
+    assert!(!w.zero_ahead_due());
+    let content = std::fs::read(&path).unwrap();
+    assert_eq!(content.len() as u64, SEG_BYTES);
+    assert_eq!(&content[..6000], &stream(lsn(3, 0), lsn(3, 6000))[..]);
+    assert!(content[6000..].iter().all(|&b| b == 0));
+    // WAL goes on over the zeroed blocks, byte for byte.
+    w.write(tli(1), lsn(3, 6000), &stream(lsn(3, 6000), lsn(4, 10)))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(tmp.path().join("000000010000000000000003")).unwrap(),
+        stream(seg_start(3), seg_start(4))
+    );
+}
+
+#[test]
+fn zero_ahead_keeps_a_window_ahead_and_stops_at_the_segment_end() {
+    let fs = sim();
+    let mut w = zero_ahead_writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    let writes = fs.count(SimOp::Write);
+    let syncs = fs.count(SimOp::SyncFile);
+    w.zero_ahead().unwrap();
+    assert!(fs.count(SimOp::Write) > writes);
+    assert_eq!(fs.count(SimOp::SyncFile), syncs + 1);
+    // Nothing more to do until the write position comes within the low mark.
+    let writes = fs.count(SimOp::Write);
+    w.zero_ahead().unwrap();
+    assert_eq!(fs.count(SimOp::Write), writes);
+    // The test segments are 1 MiB: the first window already reached the segment's end, so
+    // there is never anything more to zero in it.
+    let near_end = lsn(3, SEG_BYTES - 1000);
+    put(&mut w, 1, lsn(3, 100), near_end).unwrap();
+    assert!(!w.zero_ahead_due());
+    assert_eq!(w.zero_ahead().unwrap(), lsn(3, 100));
+    let durable = fs
+        .durable_file(dir_path("000000010000000000000003.partial"))
+        .unwrap();
+    assert_eq!(&durable[..100], &stream(lsn(3, 0), lsn(3, 100))[..]);
+    assert!(durable[100..].iter().all(|&b| b == 0));
+    // The next segment is new again.
+    put(&mut w, 1, near_end, lsn(4, 10)).unwrap();
+    assert!(w.zero_ahead_due());
+}
+
+#[test]
+fn zero_ahead_never_touches_a_reopened_partial() {
+    let fs = sim();
+    // An earlier run's `.partial`: WAL past where this run will be when it is idle, which
+    // the server may no longer have.
+    let old = stream(lsn(3, 0), lsn(3, 300_000));
+    fs.put_file(dir_path("000000010000000000000003.partial"), &old);
+    let mut w = zero_ahead_writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 1000)).unwrap();
+    assert!(!w.zero_ahead_due());
+    let writes = fs.count(SimOp::Write);
+    assert_eq!(w.zero_ahead().unwrap(), w.flush_lsn());
+    assert_eq!(fs.count(SimOp::Write), writes);
+    assert_eq!(
+        &live(&fs, "000000010000000000000003.partial")[..old.len()],
+        &old[..]
+    );
+}
+
+#[test]
+fn zero_ahead_is_off_unless_asked_for_and_without_fsync() {
+    let fs = sim();
+    let mut w = writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    assert!(!w.zero_ahead_due());
+    let fs = sim();
+    let mut w =
+        ArchiveWriter::new(fs.clone(), DIR_PATH, SEG, Durability::NoSync).with_zero_ahead(true);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    assert!(!w.zero_ahead_due());
+    // Nor for compressed segments, which are appended, not sized.
+    let fs = sim();
+    let mut w =
+        zero_ahead_writer(&fs).with_compression(CompressionSpec::default_for(Compression::Zstd));
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    assert!(!w.zero_ahead_due());
+}
+
+#[test]
+fn zero_ahead_out_of_space_leaves_the_writer_usable_and_the_data_intact() {
+    let fs = sim();
+    let mut w = zero_ahead_writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    fs.fail(Failpoint::new(SimOp::Write, Fault::NoSpace));
+    let e = w.zero_ahead().unwrap_err();
+    assert!(e.is_no_space(), "{e}");
+    assert_eq!(e.op(), Some(Op::Write));
+    assert!(!w.is_poisoned());
+    assert_eq!(w.flush_lsn(), lsn(3, 0));
+    put(&mut w, 1, lsn(3, 100), lsn(3, 200)).unwrap();
+    assert_eq!(w.sync().unwrap(), lsn(3, 200));
+    assert_eq!(
+        &live(&fs, "000000010000000000000003.partial")[..200],
+        &stream(lsn(3, 0), lsn(3, 200))[..]
+    );
+}
+
+#[test]
+fn a_failed_zero_ahead_sync_poisons() {
+    let fs = sim();
+    let mut w = zero_ahead_writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    fs.fail(Failpoint::new(SimOp::SyncFile, Fault::Io));
+    w.zero_ahead().unwrap_err();
+    assert!(w.is_poisoned());
+    assert_eq!(w.flush_lsn(), lsn(3, 0));
+}

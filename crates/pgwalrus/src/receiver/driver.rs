@@ -1,8 +1,13 @@
 //! The receive loop's I/O: connect, identify the server, guard the archive against another
 //! cluster, choose the start point, then stream — the client stream, the policy
-//! [`core`](super::core) and the [writer thread](super::writer) glued together with
-//! `tokio::select!`. Reconnects with capped exponential backoff; stops cleanly on
-//! SIGINT/SIGTERM or `--endpos`. This is the one place that reads the clock.
+//! [`core`](super::core), the streaming verification ([`inspect`](super::inspect)) and the
+//! [writer](super::writer) glued together with `tokio::select!`. Reconnects with capped
+//! exponential backoff; stops cleanly on SIGINT/SIGTERM or `--endpos`. This is the one
+//! place that reads the clock.
+//!
+//! Verification runs here, on the network side, before a chunk is handed to the writer: the
+//! writer thread's time goes to writing and compressing, and a chunk that completes a
+//! corrupt record never reaches it, while everything before it is closed durably.
 //!
 //! Timelines: every session first compares the archive's history files with the server's
 //! (a disagreement is refused before anything is touched), then chooses the start along
@@ -29,6 +34,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{debug, info, warn};
 
 use super::core::{Action, Actions, FeedbackPolicy, ReceiverCore};
+use super::inspect::{StreamInspector, stream_history};
 use super::progress::{Progress, ProgressMode};
 use super::timelines::{self, Behind, Route};
 use super::writer::{Command, Event, WriterHandle};
@@ -68,7 +74,7 @@ pub struct ReceiveSettings {
     pub synchronous: bool,
     /// Decode and CRC-check every record as it arrives (off with `--no-verify`).
     pub verify: bool,
-    /// `-Z`: how new segments are compressed (in the writer thread).
+    /// `-Z`: how new segments are compressed (by the writer).
     pub compression: CompressionSpec,
     /// `-s`; `None` for 0.
     pub status_interval: Option<Duration>,
@@ -90,9 +96,6 @@ enum End {
 enum SessionError {
     /// Stop with this exit code.
     Fatal(Failure),
-    /// The writer thread found WAL that fails verification; becomes exit 6 with the
-    /// server's identity once the session knows it.
-    Corrupt(pgwalrus_wal::DecodeError),
     /// Reconnect (unless `--no-loop`).
     Retry {
         /// What happened.
@@ -202,18 +205,6 @@ pub async fn receive(settings: ReceiveSettings) -> Outcome {
                 progress.finish();
                 return Ok(());
             }
-            Err(SessionError::Corrupt(e)) => {
-                // `session` names the server; this arm only guards the type.
-                progress.finish();
-                return Err(Failure::new(
-                    Exit::CorruptWal,
-                    anyhow::anyhow!(
-                        "received WAL that fails verification at {}: {}",
-                        e.lsn,
-                        e.kind
-                    ),
-                ));
-            }
             Err(SessionError::Fatal(failure)) => {
                 progress.finish();
                 return Err(failure);
@@ -278,30 +269,32 @@ async fn session(
         prepared = prepare(settings, sessions) => prepared?,
         () = stop.recv() => return Ok(End::Stopped),
     };
-    let mut writer = WriterHandle::spawn(
-        settings.dir.clone(),
-        prepared.seg_size,
-        settings.durability,
-        settings.synchronous,
-        settings.compression,
-        settings.verify.then_some(prepared.system_id),
-    )
-    .map_err(|e| {
-        SessionError::fatal(
-            Exit::Io,
-            anyhow::Error::new(e).context("could not start the writer thread"),
+    // Synchronous mode is a chain of waits (received, written, fsynced, acknowledged) that
+    // a commit on the primary sits through: inline, without two thread hand-offs in it.
+    let mut writer = if settings.synchronous {
+        WriterHandle::inline(
+            settings.dir.clone(),
+            prepared.seg_size,
+            settings.durability,
+            settings.compression,
         )
-    })?;
-    let server = prepared.conn.target().to_owned();
-    let system_id = prepared.system_id;
-    let result = stream(settings, prepared, &mut writer, stop, progress)
-        .await
-        .map_err(|e| match e {
-            SessionError::Corrupt(e) => corrupt_wal(&e, &server, system_id),
-            other => other,
-        });
+    } else {
+        WriterHandle::spawn(
+            settings.dir.clone(),
+            prepared.seg_size,
+            settings.durability,
+            settings.compression,
+        )
+        .map_err(|e| {
+            SessionError::fatal(
+                Exit::Io,
+                anyhow::Error::new(e).context("could not start the writer thread"),
+            )
+        })?
+    };
+    let result = stream(settings, prepared, &mut writer, stop, progress).await;
     // Whatever happened, what was written gets fsynced and the segment stays `.partial`.
-    let _ = writer.commands.send(Command::ClosePartial).await;
+    let _ = writer.send(Command::ClosePartial).await;
     writer.shutdown();
     result
 }
@@ -891,10 +884,24 @@ async fn stream(
         report_flush: slot.is_some() || settings.synchronous,
         synchronous: settings.synchronous,
     };
+    let mut inspector = settings
+        .verify
+        .then(|| StreamInspector::new(system_id, seg_size));
+    let start_history = histories
+        .iter()
+        .find(|(t, _)| *t == tli)
+        .map(|(_, content)| content.clone());
     for (tli, content) in histories {
         send(writer, Command::History { tli, content }).await?;
     }
     send(writer, Command::Start { tli, lsn: start }).await?;
+    if let Some(inspector) = inspector.as_mut() {
+        inspector.start(
+            tli,
+            start,
+            stream_history(&settings.dir, tli, start_history.as_deref()),
+        );
+    }
     let mut position = StreamPosition {
         tli,
         start,
@@ -923,12 +930,47 @@ async fn stream(
                 None => std::future::pending().await,
             }
         };
+        // Biased: a stop first, then what the writer reported, then timers, then the socket;
+        // the inline writer's group flush only once the socket has nothing more, and its
+        // idle work only once nothing else is left.
         let actions: Actions = tokio::select! {
+            biased;
+            () = stop.recv() => {
+                graceful_stop(&mut core, stream, writer).await?;
+                return Ok(End::Stopped);
+            }
+            event = writer.recv() => match event {
+                Some(Event::Synced(lsn)) => core.on_synced(lsn, now()),
+                Some(Event::Flushed(lsn)) => core.on_flushed(lsn, now()),
+                Some(Event::Written(lsn)) => {
+                    core.on_written(lsn);
+                    Actions::new()
+                }
+                Some(Event::Completed(name)) => {
+                    progress.on_completed(&name);
+                    Actions::new()
+                }
+                Some(Event::HistoryWritten(path)) => {
+                    info!("wrote timeline history file \"{}\"", path.display());
+                    Actions::new()
+                }
+                Some(Event::Closed(_)) => Actions::new(),
+                Some(Event::Failed(e)) => return Err(mark_streamed(archive_error(e), streamed)),
+                None => return Err(retry(anyhow::anyhow!("the writer stopped"), streamed)),
+            },
+            () = sleep => core.on_tick(now()),
             msg = stream.next() => match msg {
                 Ok(Some(ReplicationMessage::XLogData { start, end, wal_end, data, .. })) => {
                     streamed = true;
                     let at = now();
                     progress.on_data(end, wal_end, data.len(), at);
+                    // Checked before the writer sees it: the chunk that completes a corrupt
+                    // record is never archived.
+                    if let Some(inspector) = inspector.as_mut()
+                        && let Err(e) = inspector.check(&data)
+                    {
+                        return Err(corrupt_wal(&e, &server, system_id));
+                    }
                     send(writer, Command::Data { tli, lsn: start, bytes: data }).await
                         .map_err(|e| mark_streamed(e, streamed))?;
                     core.on_data(end, at)
@@ -954,10 +996,14 @@ async fn stream(
                     close_partial(writer, &mut core).await?;
                     let mut conn = stream.into_connection().map_err(|_| SessionError::retry(anyhow::anyhow!("replication stream did not end cleanly at the timeline switch")))?;
                     tli = next_tli;
-                    if let Some(content) = history_if_missing(&mut conn, settings, tli).await? {
+                    let fetched = history_if_missing(&mut conn, settings, tli).await?;
+                    if let Some(content) = fetched.clone() {
                         send(writer, Command::History { tli, content }).await?;
                     }
                     send(writer, Command::Start { tli, lsn: start }).await?;
+                    if let Some(inspector) = inspector.as_mut() {
+                        inspector.start(tli, start, stream_history(&settings.dir, tli, fetched.as_deref()));
+                    }
                     position = StreamPosition { tli, start, slot, archive_has_wal: true, partial: None };
                     stream = conn.start_physical(slot, start, tli).await.map_err(|e| stream_error(e, &position))?;
                     core = ReceiverCore::new(policy, start, settings.endpos);
@@ -967,30 +1013,14 @@ async fn stream(
                 Ok(None) => return Err(retry(anyhow::anyhow!("server ended the replication stream"), streamed)),
                 Err(e) => return Err(mark_streamed(stream_error(e, &position), streamed)),
             },
-            event = writer.events.recv() => match event {
-                Some(Event::Synced(lsn)) => core.on_synced(lsn, now()),
-                Some(Event::Flushed(lsn)) => core.on_flushed(lsn, now()),
-                Some(Event::Written(lsn)) => {
-                    core.on_written(lsn);
-                    Actions::new()
-                }
-                Some(Event::Completed(name)) => {
-                    progress.on_completed(&name);
-                    Actions::new()
-                }
-                Some(Event::HistoryWritten(path)) => {
-                    info!("wrote timeline history file \"{}\"", path.display());
-                    Actions::new()
-                }
-                Some(Event::Closed(_)) => Actions::new(),
-                Some(Event::Failed(e)) => return Err(mark_streamed(archive_error(e), streamed)),
-                Some(Event::Corrupt(e)) => return Err(corrupt_wal(&e, &server, system_id)),
-                None => return Err(retry(anyhow::anyhow!("the writer thread stopped"), streamed)),
-            },
-            () = sleep => core.on_tick(now()),
-            () = stop.recv() => {
-                graceful_stop(&mut core, stream, writer).await?;
-                return Ok(End::Stopped);
+            () = std::future::ready(()), if writer.flush_due() => {
+                writer.group_flush();
+                Actions::new()
+            }
+            // Last: only once the feedback for the group flush is out.
+            () = std::future::ready(()), if writer.idle_due() => {
+                writer.idle_work();
+                Actions::new()
             }
         };
         if perform(actions, &mut core, &mut stream, writer).await? {
@@ -1007,20 +1037,16 @@ fn mark_streamed(e: SessionError, streamed: bool) -> SessionError {
 }
 
 async fn send(writer: &mut WriterHandle, command: Command) -> Result<(), SessionError> {
-    if writer.commands.send(command).await.is_ok() {
+    if writer.send(command).await.is_ok() {
         return Ok(());
     }
-    // The thread is gone: it said why on the event channel.
-    while let Some(event) = writer.events.recv().await {
-        match event {
-            Event::Failed(e) => return Err(archive_error(e)),
-            Event::Corrupt(e) => return Err(SessionError::Corrupt(e)),
-            _ => {}
+    // The writer has stopped: it said why among its events.
+    while let Some(event) = writer.recv().await {
+        if let Event::Failed(e) = event {
+            return Err(archive_error(e));
         }
     }
-    Err(SessionError::retry(anyhow::anyhow!(
-        "the writer thread stopped"
-    )))
+    Err(SessionError::retry(anyhow::anyhow!("the writer stopped")))
 }
 
 /// Carries out the core's actions; `Ok(true)` when it said stop (and the stop is done).
@@ -1067,22 +1093,19 @@ async fn close_partial(
 ) -> Result<Lsn, SessionError> {
     send(writer, Command::ClosePartial).await?;
     loop {
-        match writer.events.recv().await {
+        match writer.recv().await {
             Some(Event::Closed(lsn)) => {
                 core.on_flushed(lsn, now());
                 return Ok(lsn);
             }
             Some(Event::Failed(e)) => return Err(archive_error(e)),
-            Some(Event::Corrupt(e)) => return Err(SessionError::Corrupt(e)),
             Some(Event::Synced(lsn) | Event::Flushed(lsn)) => {
                 core.on_flushed(lsn, now());
             }
             Some(Event::Written(lsn)) => core.on_written(lsn),
             Some(_) => {}
             None => {
-                return Err(SessionError::retry(anyhow::anyhow!(
-                    "the writer thread stopped"
-                )));
+                return Err(SessionError::retry(anyhow::anyhow!("the writer stopped")));
             }
         }
     }

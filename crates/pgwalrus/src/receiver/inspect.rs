@@ -1,6 +1,6 @@
 //! Streaming verification: every record is decoded and its CRC-32C checked as WAL arrives,
-//! on the writer thread, before the chunk that completes it is written. A record that fails
-//! stops the receiver with its LSN — pgwalrus never archives corrupt WAL silently.
+//! on the network side, before the chunk that completes it goes to the writer. A record that
+//! fails stops the receiver with its LSN — pgwalrus never archives corrupt WAL silently.
 //!
 //! A decoder starts at every (re)start of streaming — always a segment boundary, possibly in
 //! the middle of a record, whose continuation the decoder skips — and checks page headers
@@ -32,13 +32,14 @@ impl StreamInspector {
         }
     }
 
-    /// Streaming (re)starts on `tli` at `lsn`; the history of `tli` is read from `dir` (it is
-    /// written there before the timeline's first segment).
-    pub fn start(&mut self, dir: &Path, tli: TimeLineId, lsn: Lsn) {
+    /// Streaming (re)starts on `tli` at `lsn`; `history` is the history of `tli` (see
+    /// [`stream_history`]), without which page headers are checked against the system
+    /// identifier only.
+    pub fn start(&mut self, tli: TimeLineId, lsn: Lsn, history: Option<TimelineHistory>) {
         let mut expectations = Expectations::default().with_system_id(self.system_id);
         if tli == TimeLineId::ONE {
             expectations = expectations.with_timeline(tli);
-        } else if let Some(history) = read_history(dir, tli) {
+        } else if let Some(history) = history {
             expectations = expectations.with_timeline(tli).with_history(history);
         }
         // A start that is not page aligned cannot happen (streaming starts at segment
@@ -68,8 +69,25 @@ impl StreamInspector {
     }
 }
 
-fn read_history(dir: &Path, tli: TimeLineId) -> Option<TimelineHistory> {
-    let name = FileName::from(HistoryName::new(tli)).to_string();
-    let content = std::fs::read(dir.join(name)).ok()?;
-    TimelineHistory::parse(tli, &content).ok()
+/// The history of `tli` for [`StreamInspector::start`]: `fetched` when the session just got
+/// it from the server (the writer may not have written it yet), else the archive's file in
+/// `dir`. `None` on timeline 1, or when neither parses.
+pub fn stream_history(
+    dir: &Path,
+    tli: TimeLineId,
+    fetched: Option<&[u8]>,
+) -> Option<TimelineHistory> {
+    if tli == TimeLineId::ONE {
+        return None;
+    }
+    let read;
+    let content = match fetched {
+        Some(content) => content,
+        None => {
+            read =
+                std::fs::read(dir.join(FileName::from(HistoryName::new(tli)).to_string())).ok()?;
+            &read
+        }
+    };
+    TimelineHistory::parse(tli, content).ok()
 }
