@@ -147,8 +147,11 @@ pub fn sync_dir<F: ArchiveFs>(fs: &F, dir: &Path, durability: Durability) -> Res
 ///
 /// 1. `open(NAME.partial.tmp, O_CREAT | O_EXCL | O_RDWR)` — if the temporary name is taken
 ///    (a leftover of ours from a crash), `unlink` it and try once more.
-/// 2. `ftruncate(tmp, segment size)` — the file gets its full length as a hole: nothing is
-///    written, no zeros, no space used (pg_receivewal writes 16 MiB of zeros here).
+/// 2. `fallocate(tmp, 0, 0, segment size)` ([`ArchiveFile::allocate`]; `ftruncate` where
+///    the file system cannot) — the file gets its full length with its blocks reserved but
+///    nothing written, no zeros (pg_receivewal writes 16 MiB of zeros here). A full disk
+///    shows here, before the segment appears, and the kernel's writes into it later are
+///    cheaper than allocating blocks as WAL arrives.
 /// 3. `fsync(tmp)` — the length is durable before the file can appear under a name that
 ///    restart trusts. Guards against: a crash after step 5 leaving a `.partial` of 0 bytes
 ///    (pg_receivewal tolerates 0, but we promise full-sized `.partial` files).
@@ -179,7 +182,7 @@ pub fn create_segment<F: ArchiveFs>(
     let seg_bytes = partial.seg_size().as_u64();
 
     let file = create_fresh(fs, &temp_path)?;
-    if let Err(e) = file.set_len(seg_bytes) {
+    if let Err(e) = file.allocate(seg_bytes) {
         let _ = fs.remove_file(&temp_path);
         return Err(Error::io(Op::SetLen, &temp_path, e));
     }
@@ -213,8 +216,9 @@ pub fn create_segment<F: ArchiveFs>(
 ///
 /// 1. `open(NAME.partial, O_RDWR)`, `fstat` — a file longer than one segment is refused
 ///    and left as it is.
-/// 2. `ftruncate(file, segment size)` when it is shorter (0 bytes, or cut short by a crash
-///    under another tool) — the missing part becomes a hole that reads as zeros.
+/// 2. `fallocate` (or `ftruncate`, see [`ArchiveFile::allocate`]) to the segment size when
+///    it is shorter (0 bytes, or cut short by a crash under another tool) — the missing
+///    part reads as zeros; what the file held is not touched.
 /// 3. `fsync(file)` — the length is durable.
 /// 4. `fsync(dir)` — the file's name is durable. This matters when an earlier writer in
 ///    this process renamed the file into place but failed before syncing the directory:
@@ -247,7 +251,7 @@ pub fn reopen_partial<F: ArchiveFs>(
         });
     }
     if len < seg_size.as_u64() {
-        file.set_len(seg_size.as_u64())
+        file.allocate(seg_size.as_u64())
             .map_err(Error::at(Op::SetLen, &path))?;
     }
     if durability.syncs() {

@@ -27,7 +27,7 @@ pub enum Op {
     Write,
     /// Reading at an offset (`pread`).
     Read,
-    /// Changing a file's length (`ftruncate`).
+    /// Changing a file's length (`ftruncate`, or `fallocate` reserving its blocks).
     SetLen,
     /// Reading a file's length (`stat` / `fstat`).
     Stat,

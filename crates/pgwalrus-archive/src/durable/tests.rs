@@ -38,7 +38,7 @@ fn at_every_sync_point(
 }
 
 #[test]
-fn create_segment_makes_a_full_sized_sparse_partial_with_a_durable_name() {
+fn create_segment_makes_a_full_sized_partial_with_a_durable_name() {
     let fs = sim();
     let seg = create_segment(&fs, dir(), seg_name(1, 5), Durability::Fsync).unwrap();
     assert_eq!(seg.name, seg_name(1, 5).partial());
@@ -47,7 +47,7 @@ fn create_segment_makes_a_full_sized_sparse_partial_with_a_durable_name() {
     assert_eq!(fs.live_names(dir()), ["000000010000000000000005.partial"]);
     let durable = fs.durable_file(&seg.path).unwrap();
     assert_eq!(durable.len() as u64, SEG.as_u64());
-    // Sized with ftruncate, never written: no zero-filling.
+    // Sized (fallocate or ftruncate), never written: no zero-filling.
     assert_eq!(fs.count(SimOp::Write), 0);
     assert_eq!(fs.count(SimOp::SyncFile), 1);
     assert_eq!(fs.count(SimOp::SyncDir), 1);
@@ -301,8 +301,13 @@ fn std_fs_segment_life_cycle_in_a_real_directory() {
     let seg = create_segment(&fs, tmp.path(), seg_name(1, 5), Durability::Fsync).unwrap();
     let meta = std::fs::metadata(&seg.path).unwrap();
     assert_eq!(meta.len(), SEG.as_u64());
-    // Sparse: far fewer blocks allocated than the length.
-    assert!(meta.blocks() * 512 < meta.len(), "{} blocks", meta.blocks());
+    // Reserved (fallocate), yet nothing written: it reads as zeros.
+    assert!(
+        meta.blocks() * 512 >= meta.len(),
+        "{} blocks",
+        meta.blocks()
+    );
+    assert!(std::fs::read(&seg.path).unwrap().iter().all(|&b| b == 0));
     seg.file.write_all_at(b"wal", 0).unwrap();
     let (done, path) = complete_segment(&fs, tmp.path(), &seg, Durability::Fsync).unwrap();
     assert_eq!(done, seg_name(1, 5));
