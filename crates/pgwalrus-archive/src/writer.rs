@@ -367,7 +367,8 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     /// # Errors
     ///
     /// [`Error::Poisoned`]; [`Error::Io`] with [`Op::Write`] (ENOSPC included; the writer
-    /// stays usable, the data is unchanged) or [`Op::Sync`] (poisons the writer).
+    /// stays usable, the data is unchanged, and zero-ahead is off for the rest of the
+    /// segment) or [`Op::Sync`] (poisons the writer).
     pub fn zero_ahead(&mut self) -> Result<Lsn> {
         self.check_poison()?;
         let (Some((from, to)), Some(segment)) = (self.zero_ahead_range(), &self.segment) else {
@@ -376,10 +377,12 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
         let mut at = from;
         while at < to {
             let n = usize::try_from(to - at).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
-            segment
-                .file
-                .write_all_at(&ZEROS[..n], at)
-                .map_err(Error::at(Op::Write, &segment.path))?;
+            if let Err(e) = segment.file.write_all_at(&ZEROS[..n], at) {
+                // Optional work: not tried again in this segment.
+                let e = Error::io(Op::Write, &segment.path, e);
+                self.zeroed_to = None;
+                return Err(e);
+            }
             at += n as u64;
         }
         if let Err(e) = durable::sync_data(&segment.file, &segment.path, self.durability) {

@@ -739,6 +739,8 @@ fn zero_ahead_out_of_space_leaves_the_writer_usable_and_the_data_intact() {
     assert_eq!(e.op(), Some(Op::Write));
     assert!(!w.is_poisoned());
     assert_eq!(w.flush_lsn(), lsn(3, 0));
+    // Not tried again in this segment.
+    assert!(!w.zero_ahead_due());
     put(&mut w, 1, lsn(3, 100), lsn(3, 200)).unwrap();
     assert_eq!(w.sync().unwrap(), lsn(3, 200));
     assert_eq!(

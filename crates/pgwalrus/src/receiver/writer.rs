@@ -259,6 +259,11 @@ impl WriterHandle {
             match state.writer.zero_ahead() {
                 Ok(flushed) if flushed > before => events.push_back(Event::Flushed(flushed)),
                 Ok(_) => {}
+                // Zero-ahead is only an optimisation; the WAL written is unchanged, and a
+                // real shortage of space shows on the next WAL write.
+                Err(e) if !e.is_poisoning() => {
+                    tracing::debug!("zero-ahead stopped for this segment: {e}");
+                }
                 Err(e) => {
                     events.push_back(Event::Failed(e));
                     *stopped = true;
