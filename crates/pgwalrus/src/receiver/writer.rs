@@ -7,8 +7,9 @@
 //! * **Inline** (`--synchronous`): the file operations run on the caller's thread, at the
 //!   moment a command is given. In synchronous mode every commit on the primary waits for
 //!   received → written → fsynced → acknowledged, one step after the other, so a second
-//!   thread only adds two cross-thread wake-ups to that path (on a 2-vCPU VM they cost
-//!   about a third of the commit rate; the project's `docs/benchmarks.md`).
+//!   thread only adds two cross-thread wake-ups to that path (on the 2-vCPU benchmark VM
+//!   they cost about 10% of the commit rate, with one client or four; the project's
+//!   `docs/benchmarks.md`).
 //!
 //! Both report what they did as the same [`Event`]s. Inline, the caller asks for the group
 //! flush ([`WriterHandle::group_flush`]) once no more WAL is waiting on the socket, so one
