@@ -412,7 +412,7 @@ proptest! {
 #[test]
 fn lz4_frames_of_different_shapes_each_get_a_decoder_of_their_own() {
     use std::io::Write as _;
-    // Ours (64 KiB linked blocks), then one with 4 MiB independent blocks, as another tool
+    // Ours (256 KiB linked blocks), then one with 4 MiB independent blocks, as another tool
     // may append; then a legacy-format frame followed by a modern one (found by fuzzing: one
     // lz4_flex decoder carried the first frame's buffer sizes into the next).
     let a = wal_like(100_000, 31);
