@@ -92,6 +92,19 @@ pub(crate) fn compressed_unfinished(method: Compression, data: &[u8]) -> Vec<u8>
     std::mem::take(e.output())
 }
 
+/// Whether the file system of `dir` reserves blocks with `fallocate` (some network and
+/// FUSE file systems cannot; [`crate::ArchiveFile::allocate`] then only sets the length).
+pub(crate) fn reserves_blocks(dir: &Path) -> bool {
+    let probe = dir.join(".fallocate-probe");
+    let file = std::fs::File::create(&probe).unwrap();
+    let result = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, 4096);
+    let _ = std::fs::remove_file(&probe);
+    !matches!(
+        result,
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS)
+    )
+}
+
 /// A real directory under the system's temporary directory, removed on drop.
 pub(crate) struct TempDir(PathBuf);
 

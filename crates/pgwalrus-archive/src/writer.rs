@@ -30,8 +30,9 @@
 //! bytes ready ahead of the write position. Zeros are what the sized file reads as there
 //! anyway, so the file's content is the same at every instant; only blocks no WAL was ever
 //! written to are touched (never a reopened `.partial`, whose old bytes past the write
-//! position may be WAL the server no longer has). Catch-up does not use it: there every
-//! block is written once, by WAL.
+//! position may be WAL the server no longer has). Without it (the receiver's default,
+//! non-synchronous mode) every block is written once, by WAL; with it, only when the stream
+//! is idle, so a synchronous catch-up writes zeros only where the stream paused.
 //!
 //! # Failures
 //!

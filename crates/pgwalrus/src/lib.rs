@@ -10,7 +10,7 @@
 //! - [`failure`]: an error paired with the exit code it maps to.
 //! - [`logging`]: log output.
 //! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, the runtime.
-//! - [`receiver`]: the receive loop (policy core, writer thread, driver, progress).
+//! - [`receiver`]: the receive loop (policy core, writer, driver, progress).
 //! - [`restore`]: `pgwalrus restore`, the `restore_command`: checked, atomic, prefetching.
 //! - [`verify`]: `pgwalrus verify`, the archive checker.
 //! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
@@ -27,3 +27,6 @@ pub mod receiver;
 pub mod restore;
 pub mod verify;
 pub mod walk;
+
+#[cfg(test)]
+mod test_support;

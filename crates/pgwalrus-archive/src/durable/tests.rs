@@ -301,12 +301,14 @@ fn std_fs_segment_life_cycle_in_a_real_directory() {
     let seg = create_segment(&fs, tmp.path(), seg_name(1, 5), Durability::Fsync).unwrap();
     let meta = std::fs::metadata(&seg.path).unwrap();
     assert_eq!(meta.len(), SEG.as_u64());
-    // Reserved (fallocate), yet nothing written: it reads as zeros.
-    assert!(
-        meta.blocks() * 512 >= meta.len(),
-        "{} blocks",
-        meta.blocks()
-    );
+    // Reserved (fallocate, where the file system can), yet nothing written: reads as zeros.
+    if crate::test_support::reserves_blocks(tmp.path()) {
+        assert!(
+            meta.blocks() * 512 >= meta.len(),
+            "{} blocks",
+            meta.blocks()
+        );
+    }
     assert!(std::fs::read(&seg.path).unwrap().iter().all(|&b| b == 0));
     seg.file.write_all_at(b"wal", 0).unwrap();
     let (done, path) = complete_segment(&fs, tmp.path(), &seg, Durability::Fsync).unwrap();

@@ -1,10 +1,10 @@
 //! The receiver's policy, sans-IO: what to report to the server and when, when to ask the
 //! writer for an fsync, and when to stop. Time is an argument; the driver owns the clock,
-//! the socket and the writer thread, and carries out the [`Action`]s this returns.
+//! the socket and the writer, and carries out the [`Action`]s this returns.
 //!
 //! The rules (pg_receivewal's, where it is right):
-//! - `write` = end of the last byte the writer thread handed to the operating system (not
-//!   merely queued to it); `flush` = end of the last byte the writer reported durable, never
+//! - `write` = end of the last byte the writer handed to the operating system (not merely
+//!   queued to it); `flush` = end of the last byte the writer reported durable, never
 //!   more; `apply` = 0 (we never replay).
 //! - `flush` is reported only with a slot or in synchronous mode; otherwise 0, so a slot-less
 //!   receiver can never satisfy `synchronous_commit` by accident.
@@ -12,8 +12,9 @@
 //!   not yet durable, an fsync goes first so a server shutdown waiting on us is not blocked.
 //! - A status update goes out every `status_interval` (none when it is `None`); when flush is
 //!   reported, the periodic update is preceded by an fsync so the slot keeps advancing.
-//! - In synchronous mode the writer fsyncs after draining its queue (one fsync covers every
-//!   chunk queued before it) and every durable position goes out the moment it is reported.
+//! - In synchronous mode the writer fsyncs once the WAL waiting to be written is written
+//!   (one fsync covers every chunk that arrived meanwhile) and every durable position goes
+//!   out the moment it is reported.
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +58,7 @@ pub type Actions = smallvec_lite::Small<Action>;
 pub struct ReceiverCore {
     policy: FeedbackPolicy,
     endpos: Option<Lsn>,
-    /// End of the WAL handed to the writer thread (queued, maybe not yet written).
+    /// End of the WAL handed to the writer (maybe queued, not yet written).
     received: Lsn,
     /// End of the WAL the writer has handed to the operating system.
     written: Lsn,
@@ -90,7 +91,7 @@ impl ReceiverCore {
         self.written.max(self.flush)
     }
 
-    /// End of the WAL received and handed to the writer thread (it may still be queued).
+    /// End of the WAL received and handed to the writer (it may still be queued).
     pub fn received_lsn(&self) -> Lsn {
         self.received
     }
@@ -199,7 +200,7 @@ impl ReceiverCore {
     }
 
     /// The writer made more durable on its own: a segment was completed, or (synchronous
-    /// mode) it synced after draining its queue.
+    /// mode) it synced a group of writes, or zero-ahead synced.
     pub fn on_flushed(&mut self, lsn: Lsn, now: Instant) -> Actions {
         let mut out = self.advance_flush(lsn, now);
         self.check_stop(&mut out);

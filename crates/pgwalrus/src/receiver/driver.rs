@@ -931,8 +931,8 @@ async fn stream(
             }
         };
         // Biased: a stop first, then what the writer reported, then timers, then the socket;
-        // the inline writer's group flush only once the socket has nothing more, and its
-        // idle work only once nothing else is left.
+        // the inline writer's group flush once the socket has nothing more (or much was
+        // written without a pause), and its idle work only once nothing else is left.
         let actions: Actions = tokio::select! {
             biased;
             () = stop.recv() => {
@@ -959,6 +959,11 @@ async fn stream(
                 None => return Err(retry(anyhow::anyhow!("the writer stopped"), streamed)),
             },
             () = sleep => core.on_tick(now()),
+            // Inline: WAL that never pauses must not hold back the acknowledgement forever.
+            () = std::future::ready(()), if writer.flush_overdue() => {
+                writer.group_flush();
+                Actions::new()
+            }
             msg = stream.next() => match msg {
                 Ok(Some(ReplicationMessage::XLogData { start, end, wal_end, data, .. })) => {
                     streamed = true;

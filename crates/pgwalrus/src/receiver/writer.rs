@@ -32,6 +32,11 @@ use tokio::sync::mpsc;
 /// per message, so this bounds queued WAL to about 4 MiB.
 pub const QUEUE_DEPTH: usize = 32;
 
+/// Inline: written but unflushed WAL at which the group flush stops waiting for the socket
+/// to go quiet ([`WriterHandle::flush_overdue`]) — the thread's queue bound, so a commit
+/// amid a bulk load waits for no more WAL ahead of it in either mode.
+pub const FLUSH_OVERDUE: u64 = QUEUE_DEPTH as u64 * 128 * 1024;
+
 /// A request to the writer.
 #[derive(Debug)]
 pub enum Command {
@@ -69,9 +74,11 @@ pub enum Command {
 pub enum Event {
     /// Answer to [`Command::Sync`]: durable up to here.
     Synced(Lsn),
-    /// Durable up to here without being asked (segment completion, group flush).
+    /// Durable up to here without being asked (segment completion, group flush,
+    /// zero-ahead).
     Flushed(Lsn),
-    /// Handed to the operating system up to here (sent after each drained batch).
+    /// Handed to the operating system up to here (thread: after each drained batch;
+    /// inline: at each group flush).
     Written(Lsn),
     /// A segment was completed under its final name.
     Completed(SegmentName),
@@ -192,7 +199,9 @@ impl WriterHandle {
     }
 
     /// The next event; `None` once the writer has stopped and every event was taken.
-    /// Inline, waits forever when there is none (events only come from commands).
+    /// Inline, waits forever when there is none: inline events only come from calls on
+    /// this handle ([`WriterHandle::send`], [`WriterHandle::group_flush`],
+    /// [`WriterHandle::idle_work`]), never while waiting.
     pub async fn recv(&mut self) -> Option<Event> {
         match &mut self.mode {
             Mode::Thread { events, .. } => events.recv().await,
@@ -217,6 +226,24 @@ impl WriterHandle {
                 ..
             }
         )
+    }
+
+    /// Inline: WAL keeps arriving and at least [`FLUSH_OVERDUE`] bytes of it were written
+    /// since the last durable position; the caller should flush now rather than once the
+    /// socket goes quiet. Always `false` for a thread.
+    pub fn flush_overdue(&self) -> bool {
+        match &self.mode {
+            Mode::Inline {
+                state,
+                wrote: true,
+                stopped: false,
+                ..
+            } => {
+                let writer = &state.writer;
+                writer.write_lsn().0.saturating_sub(writer.flush_lsn().0) >= FLUSH_OVERDUE
+            }
+            _ => false,
+        }
     }
 
     /// Inline: the group flush — fsync, then [`Event::Written`] and [`Event::Flushed`].
@@ -390,5 +417,111 @@ fn run(
             emit(Event::Failed(e));
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TempDir;
+
+    const START: Lsn = Lsn(0x300_0000);
+    const CHUNK: usize = 128 * 1024;
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn tli() -> TimeLineId {
+        TimeLineId::new(1).unwrap()
+    }
+
+    /// An inline writer for `dir`, streaming started at [`START`].
+    async fn started(dir: std::path::PathBuf) -> WriterHandle {
+        let mut w = WriterHandle::inline(
+            dir,
+            WalSegSize::DEFAULT,
+            Durability::Fsync,
+            CompressionSpec::NONE,
+        );
+        w.send(Command::Start {
+            tli: tli(),
+            lsn: START,
+        })
+        .await
+        .unwrap();
+        w
+    }
+
+    async fn data(w: &mut WriterHandle, at: &mut Lsn, byte: u8) {
+        let bytes = Bytes::from(vec![byte; CHUNK]);
+        w.send(Command::Data {
+            tli: tli(),
+            lsn: *at,
+            bytes,
+        })
+        .await
+        .unwrap();
+        *at = Lsn(at.0 + CHUNK as u64);
+    }
+
+    #[test]
+    fn inline_writer_flushes_in_groups_when_due_or_overdue_and_zeroes_ahead_when_idle() {
+        let tmp = TempDir::new("inline-writer");
+        let mut w = block_on(started(tmp.path().to_owned()));
+        block_on(async {
+            assert!(!w.flush_due() && !w.idle_due());
+            let mut at = START;
+            data(&mut w, &mut at, 1).await;
+            // Written, not yet durable; nothing is said before the group flush (the driver
+            // polls it before the idle work, which is due too: a new segment).
+            assert!(w.flush_due() && !w.flush_overdue() && w.idle_due());
+            w.group_flush();
+            assert!(matches!(w.recv().await, Some(Event::Written(l)) if l == at));
+            assert!(matches!(w.recv().await, Some(Event::Flushed(l)) if l == at));
+            assert!(!w.flush_due());
+            // Idle now: zero-ahead is due once, and makes nothing new durable.
+            assert!(w.idle_due());
+            w.idle_work();
+            assert!(!w.idle_due());
+            // A stream that never pauses: overdue after FLUSH_OVERDUE bytes.
+            let chunks = usize::try_from(FLUSH_OVERDUE).unwrap() / CHUNK;
+            for i in 0..chunks {
+                assert!(!w.flush_overdue(), "overdue after {i} chunks");
+                data(&mut w, &mut at, 2).await;
+            }
+            assert!(w.flush_overdue());
+            w.group_flush();
+            assert!(matches!(w.recv().await, Some(Event::Written(l)) if l == at));
+            assert!(matches!(w.recv().await, Some(Event::Flushed(l)) if l == at));
+            assert!(!w.flush_overdue() && !w.flush_due());
+            w.send(Command::ClosePartial).await.unwrap();
+            assert!(matches!(w.recv().await, Some(Event::Closed(l)) if l == at));
+        });
+        w.shutdown();
+        let partial = std::fs::read(tmp.path().join("000000010000000000000003.partial")).unwrap();
+        let written = CHUNK + usize::try_from(FLUSH_OVERDUE).unwrap();
+        assert_eq!(partial.len() as u64, WalSegSize::DEFAULT.as_u64());
+        assert!(partial[..CHUNK].iter().all(|&b| b == 1));
+        assert!(partial[CHUNK..written].iter().all(|&b| b == 2));
+        assert!(partial[written..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn inline_writer_reports_a_failure_once_then_refuses_commands() {
+        let tmp = TempDir::new("inline-writer-fail");
+        block_on(async {
+            let mut w = started(tmp.path().join("not-there")).await;
+            let mut at = START;
+            // The first byte creates the segment in a directory that does not exist.
+            data(&mut w, &mut at, 1).await;
+            assert!(matches!(w.recv().await, Some(Event::Failed(_))));
+            assert!(w.recv().await.is_none());
+            assert!(w.send(Command::Sync).await.is_err());
+            assert!(!w.flush_due() && !w.flush_overdue() && !w.idle_due());
+        });
     }
 }

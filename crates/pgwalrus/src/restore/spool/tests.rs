@@ -2,37 +2,13 @@
 //! files are whole and handed over by rename, a bad one is refused, and an idle worker
 //! cleans up and exits.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use pgwalrus_archive::StdFs;
 
 use super::*;
 use crate::restore::test_wal::{SEG, Wal, name};
-
-/// A directory under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pgwalrus-spool-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_support::TempDir;
 
 fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..500 {
@@ -61,8 +37,8 @@ fn spooled(spool: &Path) -> Vec<String> {
 
 #[test]
 fn the_worker_keeps_the_window_after_the_cursor_spooled_and_exits_when_idle() {
-    let tmp = TempDir::new();
-    let archive = tmp.0.join("archive");
+    let tmp = TempDir::new("spool");
+    let archive = tmp.path().join("archive");
     std::fs::create_dir_all(&archive).unwrap();
     let mut w = Wal::new(3);
     w.fill(5 * SEG + 10_000);
@@ -89,7 +65,7 @@ fn the_worker_keeps_the_window_after_the_cursor_spooled_and_exits_when_idle() {
     assert!(work_until_idle(&spool_dir, &archive, 2, Duration::ZERO).is_ok());
 
     // Restore takes 4 from the spool by renaming it.
-    let target = tmp.0.join("RECOVERYXLOG");
+    let target = tmp.path().join("RECOVERYXLOG");
     let fs = StdFs::new();
     let spool = Spool::at(&spool_dir);
     let taken = spool.take(&fs, name(4), &target).expect("spooled");
