@@ -386,11 +386,8 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             }
             at += n as u64;
         }
-        if let Err(e) = durable::sync_data(&segment.file, &segment.path, self.durability) {
-            return Err(self.poisoned_by(e));
-        }
+        self.sync_segment()?;
         self.zeroed_to = Some(to);
-        self.flush_lsn = self.write_lsn;
         Ok(self.flush_lsn)
     }
 
@@ -423,6 +420,13 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             }
             return Ok(self.flush_lsn);
         }
+        self.sync_segment()?;
+        Ok(self.flush_lsn)
+    }
+
+    /// `fdatasync` of the open uncompressed segment (if any); everything written is then
+    /// durable. A failure poisons the writer.
+    fn sync_segment(&mut self) -> Result<()> {
         if let Some(segment) = &self.segment {
             let result = durable::sync_data(&segment.file, &segment.path, self.durability);
             if let Err(e) = result {
@@ -430,7 +434,7 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             }
         }
         self.flush_lsn = self.write_lsn;
-        Ok(self.flush_lsn)
+        Ok(())
     }
 
     /// Stops cleanly: syncs what was written (as [`ArchiveWriter::sync`]), closes the

@@ -7,8 +7,8 @@
 //!
 //! The server runs as the `postgres` OS user when the test runs as root, listens only on
 //! a private unix socket directory, and is stopped and removed by a drop guard even when
-//! the test panics. Set `PGWALRUS_PG15_BINDIR` to use other binaries; the test is skipped
-//! (and says so) when no PostgreSQL 15 binaries are found.
+//! the test panics. Set `PGWALRUS_PG15_BINDIR` to use other binaries; without PostgreSQL 15
+//! binaries the test fails, naming what is missing (`scripts/test.sh` installs them).
 
 // The report of what was compared goes to stderr; it is the point of this test.
 #![allow(clippy::print_stderr)]

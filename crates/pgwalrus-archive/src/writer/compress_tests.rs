@@ -6,6 +6,7 @@
 use pgwalrus_wal::names::FileName;
 use proptest::prelude::*;
 
+use super::crash_tests::{HISTORY, Told, run_session};
 use super::*;
 use crate::compress::{StreamEnd, decode};
 use crate::durable::remove_temp_file;
@@ -15,7 +16,6 @@ use crate::resume;
 use crate::test_support::{DIR, SEG, byte_at, compressed, dir, dir_path, seg_start, sim, tli};
 
 const SEG_BYTES: u64 = 1 << 20;
-const HISTORY: &[u8] = b"1\t0/2FFF000\tno recovery target specified\n";
 const CHUNK: usize = 150_000;
 const METHODS: [Compression; 3] = Compression::ALL;
 
@@ -488,14 +488,6 @@ fn no_sync_flushes_the_compressor_but_never_fsyncs() {
 // ---------------------------------------------------------------------------------------
 // Power cuts
 
-/// What the session was told before the power went out.
-#[derive(Debug, Default)]
-struct Told {
-    history_written: bool,
-    completed: Vec<SegmentName>,
-    flush: Lsn,
-}
-
 fn start() -> Lsn {
     seg_start(3)
 }
@@ -509,41 +501,8 @@ fn session(
     with_history: bool,
     spec: CompressionSpec,
 ) -> (Told, bool) {
-    let mut told = Told {
-        flush: from,
-        ..Told::default()
-    };
-    let mut w = ArchiveWriter::new(fs.clone(), DIR, SEG, Durability::Fsync).with_compression(spec);
-    if with_history {
-        if w.write_history(tli(2), HISTORY).is_err() {
-            return (told, false);
-        }
-        told.history_written = true;
-    }
-    if w.start(tli(2), from).is_err() {
-        return (told, false);
-    }
-    let data = wal(from, to);
-    let mut at = from;
-    for (i, chunk) in data.chunks(CHUNK).enumerate() {
-        match w.write(tli(2), at, chunk) {
-            Ok(written) => told.completed.extend(written.completed()),
-            Err(_) => return (told, false),
-        }
-        told.flush = told.flush.max(w.flush_lsn());
-        at = Lsn(at.0 + chunk.len() as u64);
-        if i % 3 == 2 {
-            match w.sync() {
-                Ok(flush) => told.flush = told.flush.max(flush),
-                Err(_) => return (told, false),
-            }
-        }
-    }
-    match w.close_partial() {
-        Ok(flush) => told.flush = told.flush.max(flush),
-        Err(_) => return (told, false),
-    }
-    (told, true)
+    let writer = ArchiveWriter::new(fs.clone(), DIR, SEG, Durability::Fsync).with_compression(spec);
+    run_session(writer, from, &wal(from, to), CHUNK, with_history)
 }
 
 /// The durability contract in a crashed archive: names never lie, and every byte below the

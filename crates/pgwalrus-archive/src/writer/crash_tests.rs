@@ -10,7 +10,7 @@ use crate::fs::{CrashMode, Failpoint, Fault, SimFs};
 use crate::resume;
 use crate::test_support::{DIR, SEG, dir, dir_path, seg_start, sim, stream, tli};
 
-const HISTORY: &[u8] = b"1\t0/2FFF000\tno recovery target specified\n";
+pub(super) const HISTORY: &[u8] = b"1\t0/2FFF000\tno recovery target specified\n";
 const CHUNK: usize = 200_000;
 
 fn start() -> Lsn {
@@ -23,21 +23,35 @@ fn end() -> Lsn {
 
 /// What the session was told before the power went out.
 #[derive(Debug, Default)]
-struct Told {
-    history_written: bool,
-    completed: Vec<SegmentName>,
+pub(super) struct Told {
+    pub(super) history_written: bool,
+    pub(super) completed: Vec<SegmentName>,
     /// The highest flush position the writer reported.
-    flush: Lsn,
+    pub(super) flush: Lsn,
 }
 
 /// Writes history, then streams `[from, end())` in chunks, syncing every third chunk, and
 /// stops cleanly. Stops at the first error.
 fn session(fs: &SimFs, from: Lsn, with_history: bool) -> (Told, bool) {
+    let writer = ArchiveWriter::new(fs.clone(), DIR, SEG, Durability::Fsync);
+    run_session(writer, from, &stream(from, end()), CHUNK, with_history)
+}
+
+/// A whole receive session with `w` (shared with the compressed power-cut tests): the
+/// timeline-2 history file (optionally), then `data` from `from` in `chunk`-byte writes,
+/// syncing every third, then a clean stop. Stops at the first error; returns what the
+/// session was told and whether it got to the end.
+pub(super) fn run_session(
+    mut w: ArchiveWriter<SimFs>,
+    from: Lsn,
+    data: &[u8],
+    chunk: usize,
+    with_history: bool,
+) -> (Told, bool) {
     let mut told = Told {
         flush: from,
         ..Told::default()
     };
-    let mut w = ArchiveWriter::new(fs.clone(), DIR, SEG, Durability::Fsync);
     if with_history {
         if w.write_history(tli(2), HISTORY).is_err() {
             return (told, false);
@@ -47,9 +61,8 @@ fn session(fs: &SimFs, from: Lsn, with_history: bool) -> (Told, bool) {
     if w.start(tli(2), from).is_err() {
         return (told, false);
     }
-    let data = stream(from, end());
     let mut at = from;
-    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+    for (i, chunk) in data.chunks(chunk).enumerate() {
         match w.write(tli(2), at, chunk) {
             Ok(written) => told.completed.extend(written.completed()),
             Err(_) => return (told, false),

@@ -109,7 +109,7 @@ enum Mode {
         thread: Option<JoinHandle<()>>,
     },
     Inline {
-        state: Box<WriterState>,
+        writer: Box<ArchiveWriter<StdFs>>,
         events: VecDeque<Event>,
         /// WAL was written since the last group flush.
         wrote: bool,
@@ -133,10 +133,10 @@ impl WriterHandle {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         // Compression runs on this thread, behind the bounded queue: the network side never
         // waits on the compressor except through the queue.
-        let state = WriterState::new(dir, seg_size, durability, false, compression);
+        let writer = archive_writer(dir, seg_size, durability, compression);
         let thread = std::thread::Builder::new()
             .name("pgwalrus-writer".into())
-            .spawn(move || run(state, cmd_rx, &ev_tx))?;
+            .spawn(move || run(writer, cmd_rx, &ev_tx))?;
         Ok(WriterHandle {
             mode: Mode::Thread {
                 commands: cmd_tx,
@@ -156,14 +156,9 @@ impl WriterHandle {
     ) -> WriterHandle {
         WriterHandle {
             mode: Mode::Inline {
-                state: Box::new(WriterState::new(
-                    dir,
-                    seg_size,
-                    durability,
-                    true,
-                    compression,
-                )),
-
+                writer: Box::new(
+                    archive_writer(dir, seg_size, durability, compression).with_zero_ahead(true),
+                ),
                 events: VecDeque::new(),
                 wrote: false,
                 stopped: false,
@@ -180,7 +175,7 @@ impl WriterHandle {
         match &mut self.mode {
             Mode::Thread { commands, .. } => commands.send(command).await.map_err(|_| Stopped),
             Mode::Inline {
-                state,
+                writer,
                 events,
                 wrote,
                 stopped,
@@ -189,7 +184,7 @@ impl WriterHandle {
                     return Err(Stopped);
                 }
                 *wrote |= matches!(command, Command::Data { .. });
-                if let Err(e) = state.handle(command, &mut |event| events.push_back(event)) {
+                if let Err(e) = handle(writer, command, &mut |event| events.push_back(event)) {
                     events.push_back(Event::Failed(e));
                     *stopped = true;
                 }
@@ -234,32 +229,40 @@ impl WriterHandle {
     pub fn flush_overdue(&self) -> bool {
         match &self.mode {
             Mode::Inline {
-                state,
+                writer,
                 wrote: true,
                 stopped: false,
                 ..
-            } => {
-                let writer = &state.writer;
-                writer.write_lsn().0.saturating_sub(writer.flush_lsn().0) >= FLUSH_OVERDUE
-            }
+            } => writer.write_lsn().0.saturating_sub(writer.flush_lsn().0) >= FLUSH_OVERDUE,
             _ => false,
         }
     }
 
-    /// Inline: the group flush — fsync, then [`Event::Written`] and [`Event::Flushed`].
+    /// Inline: the group flush — fsync, then [`Event::Written`] and [`Event::Flushed`]
+    /// (both after the fsync: a write position alone sends no status in synchronous mode).
     pub fn group_flush(&mut self) {
         if let Mode::Inline {
-            state,
+            writer,
             events,
             wrote,
             stopped,
         } = &mut self.mode
             && std::mem::take(wrote)
             && !*stopped
-            && let Err(e) = state.after_batch(&mut |event| events.push_back(event))
         {
-            events.push_back(Event::Failed(e));
-            *stopped = true;
+            let before = writer.flush_lsn();
+            match writer.sync() {
+                Ok(flushed) => {
+                    events.push_back(Event::Written(writer.write_lsn()));
+                    if flushed > before {
+                        events.push_back(Event::Flushed(flushed));
+                    }
+                }
+                Err(e) => {
+                    events.push_back(Event::Failed(e));
+                    *stopped = true;
+                }
+            }
         }
     }
 
@@ -267,7 +270,9 @@ impl WriterHandle {
     /// `false` for a thread.
     pub fn idle_due(&self) -> bool {
         match &self.mode {
-            Mode::Inline { state, stopped, .. } => !*stopped && state.writer.zero_ahead_due(),
+            Mode::Inline {
+                writer, stopped, ..
+            } => !*stopped && writer.zero_ahead_due(),
             Mode::Thread { .. } => false,
         }
     }
@@ -277,14 +282,14 @@ impl WriterHandle {
     /// durable.
     pub fn idle_work(&mut self) {
         if let Mode::Inline {
-            state,
+            writer,
             events,
             stopped,
             ..
         } = &mut self.mode
         {
-            let before = state.writer.flush_lsn();
-            match state.writer.zero_ahead() {
+            let before = writer.flush_lsn();
+            match writer.zero_ahead() {
                 Ok(flushed) if flushed > before => events.push_back(Event::Flushed(flushed)),
                 Ok(_) => {}
                 // Zero-ahead is only an optimisation; the WAL written is unchanged, and a
@@ -318,83 +323,53 @@ impl WriterHandle {
     }
 }
 
-/// The archive writer and what either mode does with each command.
-#[derive(Debug)]
-struct WriterState {
-    writer: ArchiveWriter<StdFs>,
-    synchronous: bool,
+/// The archive writer either mode drives.
+fn archive_writer(
+    dir: PathBuf,
+    seg_size: WalSegSize,
+    durability: Durability,
+    compression: CompressionSpec,
+) -> ArchiveWriter<StdFs> {
+    ArchiveWriter::new(StdFs::new(), dir, seg_size, durability).with_compression(compression)
 }
 
-impl WriterState {
-    fn new(
-        dir: PathBuf,
-        seg_size: WalSegSize,
-        durability: Durability,
-        synchronous: bool,
-        compression: CompressionSpec,
-    ) -> Self {
-        WriterState {
-            writer: ArchiveWriter::new(StdFs::new(), dir, seg_size, durability)
-                .with_compression(compression)
-                .with_zero_ahead(synchronous),
-            synchronous,
+/// What either mode does with a command.
+fn handle(
+    writer: &mut ArchiveWriter<StdFs>,
+    command: Command,
+    emit: &mut impl FnMut(Event),
+) -> Result<(), ArchiveError> {
+    match command {
+        Command::History { tli, content } => {
+            let path = writer.write_history(tli, &content)?;
+            emit(Event::HistoryWritten(path));
         }
-    }
-
-    fn handle(
-        &mut self,
-        command: Command,
-        emit: &mut impl FnMut(Event),
-    ) -> Result<(), ArchiveError> {
-        let writer = &mut self.writer;
-        match command {
-            Command::History { tli, content } => {
-                let path = writer.write_history(tli, &content)?;
-                emit(Event::HistoryWritten(path));
+        Command::Start { tli, lsn } => writer.start(tli, lsn)?,
+        Command::Data { tli, lsn, bytes } => {
+            let flush_before = writer.flush_lsn();
+            let written = writer.write(tli, lsn, &bytes)?;
+            for name in written.completed() {
+                emit(Event::Completed(name));
             }
-            Command::Start { tli, lsn } => writer.start(tli, lsn)?,
-            Command::Data { tli, lsn, bytes } => {
-                let flush_before = writer.flush_lsn();
-                let written = writer.write(tli, lsn, &bytes)?;
-                for name in written.completed() {
-                    emit(Event::Completed(name));
-                }
-                if writer.flush_lsn() > flush_before {
-                    emit(Event::Flushed(writer.flush_lsn()));
-                }
-            }
-            Command::Sync => emit(Event::Synced(writer.sync()?)),
-            Command::ClosePartial => {
-                let lsn = if writer.timeline().is_some() {
-                    writer.close_partial()?
-                } else {
-                    writer.flush_lsn()
-                };
-                emit(Event::Closed(lsn));
+            if writer.flush_lsn() > flush_before {
+                emit(Event::Flushed(writer.flush_lsn()));
             }
         }
-        Ok(())
-    }
-
-    /// After a batch that wrote WAL: say how far it was handed to the OS, and in
-    /// synchronous mode make it durable (one fsync for the whole batch).
-    fn after_batch(&mut self, emit: &mut impl FnMut(Event)) -> Result<(), ArchiveError> {
-        let writer = &mut self.writer;
-        if self.synchronous && writer.write_lsn() > writer.flush_lsn() {
-            // Both events after the fsync, so the network side takes them in one wake-up (a
-            // write position alone sends no status in synchronous mode).
-            let flushed = writer.sync()?;
-            emit(Event::Written(writer.write_lsn()));
-            emit(Event::Flushed(flushed));
-        } else {
-            emit(Event::Written(writer.write_lsn()));
+        Command::Sync => emit(Event::Synced(writer.sync()?)),
+        Command::ClosePartial => {
+            let lsn = if writer.timeline().is_some() {
+                writer.close_partial()?
+            } else {
+                writer.flush_lsn()
+            };
+            emit(Event::Closed(lsn));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 fn run(
-    mut state: WriterState,
+    mut writer: ArchiveWriter<StdFs>,
     mut commands: mpsc::Receiver<Command>,
     events: &mpsc::UnboundedSender<Event>,
 ) {
@@ -404,18 +379,17 @@ fn run(
     while let Some(first) = commands.blocking_recv() {
         let mut next = Some(first);
         let mut wrote = false;
-        // Drain what is already queued before syncing: one fsync for all of it.
+        // Drain what is already queued, then say how far it was handed to the OS.
         while let Some(command) = next.take() {
             wrote |= matches!(command, Command::Data { .. });
-            if let Err(e) = state.handle(command, &mut emit) {
+            if let Err(e) = handle(&mut writer, command, &mut emit) {
                 emit(Event::Failed(e));
                 return;
             }
             next = commands.try_recv().ok();
         }
-        if wrote && let Err(e) = state.after_batch(&mut emit) {
-            emit(Event::Failed(e));
-            return;
+        if wrote {
+            emit(Event::Written(writer.write_lsn()));
         }
     }
 }
