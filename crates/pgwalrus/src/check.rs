@@ -5,9 +5,8 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use pgwalrus_client::config::{Config, ReplicationMode};
-use pgwalrus_client::{Connection, Error as ClientError, connect};
-use pgwalrus_proto::replication::commands::quote_literal;
+use pgwalrus_client::config::Config;
+use pgwalrus_client::{Connection, connect};
 use pgwalrus_wal::Lsn;
 use pgwalrus_wal::names::SegmentName;
 
@@ -194,19 +193,14 @@ async fn slot_state(
         state.restart_lsn = info.restart_lsn;
         state.restart_tli = info.restart_tli.map(|t| t.get());
     }
-    let mut sql_config = config.clone();
-    sql_config.replication = ReplicationMode::Off;
-    sql_config.dbname = Some("postgres".to_owned());
-    match slot_row(&sql_config, slot).await {
+    match crate::connection::slot_row(config, conn.host(), slot).await {
         Ok(Some(row)) => {
             state.exists = true;
-            state.slot_type = row.first().cloned().flatten();
-            state.active_pid = row.get(1).cloned().flatten();
-            if state.restart_lsn.is_none() {
-                state.restart_lsn = row.get(2).cloned().flatten().and_then(|s| s.parse().ok());
-            }
-            state.wal_status = row.get(3).cloned().flatten();
-            state.safe_wal_size = row.get(4).cloned().flatten();
+            state.restart_lsn = state.restart_lsn.or(row.restart_lsn);
+            state.slot_type = row.slot_type;
+            state.active_pid = row.active_pid;
+            state.wal_status = row.wal_status;
+            state.safe_wal_size = row.safe_wal_size;
         }
         Ok(None) => state.exists = false,
         Err(e) => {
@@ -218,21 +212,6 @@ async fn slot_state(
         }
     }
     Ok(state)
-}
-
-async fn slot_row(config: &Config, slot: &str) -> Result<Option<Vec<Option<String>>>, ClientError> {
-    let mut conn = connect(config).await?;
-    let literal = quote_literal(slot);
-    let sql = format!(
-        "SELECT slot_type, active_pid::text, restart_lsn::text, wal_status, \
-         pg_size_pretty(safe_wal_size) FROM pg_catalog.pg_replication_slots WHERE slot_name = {literal}"
-    );
-    let results = conn.simple_query(&sql).await?;
-    let _ = conn.close().await;
-    Ok(results
-        .into_iter()
-        .next()
-        .and_then(|r| r.rows.into_iter().next()))
 }
 
 fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {

@@ -38,7 +38,7 @@ use super::inspect::{StreamInspector, stream_history};
 use super::progress::{Progress, ProgressMode};
 use super::timelines::{self, Behind, Route};
 use super::writer::{Command, Event, WriterHandle};
-use crate::connection::exit_for;
+use crate::connection::{SlotRow, exit_for};
 use crate::exit::Exit;
 use crate::failure::{Failure, Outcome};
 
@@ -354,16 +354,25 @@ async fn prepare(
     }
     let archive_has_wal = scan.resume.is_some();
 
+    let mut slot_created_now = false;
     if settings.create_slot
         && let Some(slot) = settings.slot.as_deref()
     {
-        create_slot(&mut conn, settings, sessions, slot).await?;
+        slot_created_now = create_slot(&mut conn, settings, sessions, slot).await?;
     }
 
     let route = match archived {
         Some(route) => route,
         None => {
-            let from = start_from_server(&mut conn, settings, &identity, seg_size).await?;
+            let from = start_from_server(
+                &mut conn,
+                settings,
+                &identity,
+                seg_size,
+                &mut server_history,
+                slot_created_now,
+            )
+            .await?;
             choose_route(
                 &mut conn,
                 &identity,
@@ -429,7 +438,7 @@ async fn create_slot(
     settings: &ReceiveSettings,
     sessions: &mut Sessions,
     slot: &str,
-) -> Result<(), SessionError> {
+) -> Result<bool, SessionError> {
     match conn.create_physical_slot(slot, false, true).await {
         Ok(_) => {
             info!(
@@ -437,18 +446,18 @@ async fn create_slot(
                 conn.target()
             );
             sessions.slot_created = true;
-            Ok(())
+            Ok(true)
         }
         Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && sessions.slot_created => {
             debug!("replication slot \"{slot}\" exists on {}", conn.target());
-            Ok(())
+            Ok(false)
         }
         Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && settings.if_not_exists => {
             info!(
                 "replication slot \"{slot}\" exists already on {}",
                 conn.target()
             );
-            Ok(())
+            Ok(false)
         }
         // Retrying cannot help: the operator asked to create a slot that exists.
         Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) => Err(SessionError::fatal(
@@ -707,39 +716,83 @@ fn report_forks(route: &Route, conn: &Connection) {
     }
 }
 
-/// An empty archive starts where the slot restarts (15+), else at the server's position.
+/// An empty archive starts where the slot restarts, else at the server's position. The
+/// slot's restart position comes from `READ_REPLICATION_SLOT` (15+), or before 15 from
+/// `pg_replication_slots` over an ordinary connection (pg_receivewal 14 starts at the
+/// server's position instead, and the slot then moves past WAL it kept for the archive).
+/// A slot this connection has just created reserves WAL from the server's position, which
+/// is then where streaming starts without asking.
 async fn start_from_server(
     conn: &mut Connection,
     settings: &ReceiveSettings,
     identity: &pgwalrus_client::SystemIdentity,
     seg_size: WalSegSize,
+    server_history: &mut ServerHistory,
+    slot_created_now: bool,
 ) -> Result<(TimeLineId, Lsn), SessionError> {
-    if let Some(slot) = settings.slot.as_deref()
-        && conn.server_version_num() >= 150_000
-    {
-        match conn
+    let current = (identity.timeline, identity.xlogpos.segment_start(seg_size));
+    let Some(slot) = settings.slot.as_deref() else {
+        return Ok(current);
+    };
+    let missing = |conn: &Connection| {
+        SessionError::fatal(
+            Exit::Config,
+            anyhow::anyhow!(
+                "replication slot \"{slot}\" does not exist on {}; create it with --create-slot",
+                conn.target()
+            ),
+        )
+    };
+    if conn.server_version_num() >= 150_000 {
+        let Some(info) = conn
             .read_replication_slot(slot)
             .await
             .map_err(client_error)?
-        {
-            Some(info) => {
-                if let Some(restart) = info.restart_lsn {
-                    let tli = info.restart_tli.unwrap_or(identity.timeline);
-                    return Ok((tli, restart.segment_start(seg_size)));
-                }
-            }
-            None => {
-                return Err(SessionError::fatal(
-                    Exit::Config,
-                    anyhow::anyhow!(
-                        "replication slot \"{slot}\" does not exist on {}; create it with --create-slot",
-                        conn.target()
-                    ),
-                ));
-            }
+        else {
+            return Err(missing(conn));
+        };
+        return Ok(match info.restart_lsn {
+            Some(restart) => (
+                info.restart_tli.unwrap_or(identity.timeline),
+                restart.segment_start(seg_size),
+            ),
+            None => current,
+        });
+    }
+    if slot_created_now {
+        return Ok(current);
+    }
+    match crate::connection::slot_row(&settings.conn, conn.host(), slot).await {
+        Ok(None) => Err(missing(conn)),
+        Ok(Some(SlotRow {
+            restart_lsn: Some(restart),
+            ..
+        })) => {
+            // The view has no restart timeline: the server's history knows it.
+            let tli = server_history
+                .get(conn)
+                .await?
+                .map_or(identity.timeline, |h| h.timeline_of(restart));
+            info!(
+                "the archive is empty: starting at the restart position {restart} of replication slot \"{slot}\" \
+                 (read from pg_replication_slots on {}: before PostgreSQL 15 there is no READ_REPLICATION_SLOT)",
+                conn.target()
+            );
+            Ok((tli, restart.segment_start(seg_size)))
+        }
+        Ok(Some(_)) => Ok(current),
+        Err(e) => {
+            warn!(
+                "could not read the restart position of replication slot \"{slot}\" from pg_replication_slots on {} ({e}); \
+                 before PostgreSQL 15 that view is the only source, so the empty archive starts at the server's current position {}: \
+                 WAL the slot keeps from before it is not archived (allow this role an ordinary connection to database \"postgres\" in pg_hba.conf, \
+                 or seed the archive with the first segment wanted)",
+                conn.target(),
+                current.1
+            );
+            Ok(current)
         }
     }
-    Ok((identity.timeline, identity.xlogpos.segment_start(seg_size)))
 }
 
 async fn history_if_missing(

@@ -1,6 +1,7 @@
 //! Replication slots and feedback: `--create-slot` reserves WAL at once, `--if-not-exists`,
-//! `--drop-slot`; the flush position is reported only with a slot (or `--synchronous`),
-//! and a slot never advances past what the archive holds.
+//! `--drop-slot`; an empty archive starts where its slot restarts; the flush position is
+//! reported only with a slot (or `--synchronous`), and a slot never advances past what the
+//! archive holds.
 
 use pgwalrus_testkit::wait_until;
 
@@ -166,5 +167,83 @@ fn receive_reports_flush_only_with_a_slot_and_the_slot_never_passes_the_archive(
     r.expect_exit(0, PATIENCE);
     let restart = slot_restart_lsn(&f, "fb").expect("slot");
     assert!(restart >= target && f.archive_holds(restart), "{restart}");
+    f.assert_complete_and_identical(0);
+}
+
+/// A slot that reserved WAL, then several segments of WAL after it: returns the fixture and
+/// the start of the slot's restart segment.
+fn slot_behind_the_server() -> (Fixture, Lsn) {
+    let f = Fixture::small();
+    f.c.psql("SELECT pg_create_physical_replication_slot('kept', true)");
+    let restart = slot_restart_lsn(&f, "kept").expect("slot");
+    for _ in 0..3 {
+        f.load(300);
+        f.switch();
+    }
+    let first = Lsn(restart.0 / f.seg_size * f.seg_size);
+    assert!(
+        f.current_lsn().0 >= first.0 + 3 * f.seg_size,
+        "server at {}, slot at {restart}",
+        f.current_lsn()
+    );
+    (f, first)
+}
+
+/// An empty archive with an existing slot starts at the slot's restart segment, not at the
+/// server's current one, so the WAL the slot kept is archived: from `READ_REPLICATION_SLOT`
+/// (15+), before 15 from `pg_replication_slots` (pg_receivewal 14 starts at the server's
+/// position and the slot then moves past that WAL).
+#[test]
+fn receive_into_an_empty_archive_starts_at_the_slots_restart_segment() {
+    let (f, first) = slot_behind_the_server();
+    let mut r = f.receive(&["-S", "kept"]);
+    let lsn = f.load(100);
+    f.wait_archived(lsn, &r);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    assert_eq!(f.archive_start(), Some(first), "{}", r.stderr());
+    if f.c.major() < 15 {
+        assert!(
+            r.stderr().contains("pg_replication_slots"),
+            "{}",
+            r.stderr()
+        );
+    }
+    assert!(f.assert_complete_and_identical(3) >= 3);
+}
+
+/// When the slot's row cannot be read (here the role may not connect to database
+/// `postgres`; replication connections need no database), 15+ still starts at the slot,
+/// and before 15 the receiver says what it cannot know and what it skips, then starts at the
+/// server's position as pg_receivewal does.
+#[test]
+fn receive_without_sql_access_says_what_an_empty_archive_skips_before_15() {
+    let (f, first) = slot_behind_the_server();
+    f.c.psql("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC");
+    let server = f.current_lsn();
+    let mut r = f.receive(&["-S", "kept"]);
+    let lsn = f.load(100);
+    f.wait_archived(lsn, &r);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    let stderr = r.stderr();
+    if f.c.major() >= 15 {
+        assert_eq!(f.archive_start(), Some(first), "{stderr}");
+        assert!(
+            !stderr.contains("could not read the restart position"),
+            "{stderr}"
+        );
+    } else {
+        let current = Lsn(server.0 / f.seg_size * f.seg_size);
+        assert_eq!(f.archive_start(), Some(current), "{stderr}");
+        assert!(
+            stderr.contains("could not read the restart position of replication slot \"kept\"")
+                && stderr.contains(&format!(
+                    "starts at the server's current position {current}"
+                ))
+                && stderr.contains("is not archived"),
+            "{stderr}"
+        );
+    }
     f.assert_complete_and_identical(0);
 }
