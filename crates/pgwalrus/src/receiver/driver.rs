@@ -354,11 +354,10 @@ async fn prepare(
     }
     let archive_has_wal = scan.resume.is_some();
 
-    let mut slot_created_now = false;
     if settings.create_slot
         && let Some(slot) = settings.slot.as_deref()
     {
-        slot_created_now = create_slot(&mut conn, settings, sessions, slot).await?;
+        create_slot(&mut conn, settings, sessions, slot).await?;
     }
 
     let route = match archived {
@@ -370,7 +369,6 @@ async fn prepare(
                 &identity,
                 seg_size,
                 &mut server_history,
-                slot_created_now,
             )
             .await?;
             choose_route(
@@ -438,7 +436,7 @@ async fn create_slot(
     settings: &ReceiveSettings,
     sessions: &mut Sessions,
     slot: &str,
-) -> Result<bool, SessionError> {
+) -> Result<(), SessionError> {
     match conn.create_physical_slot(slot, false, true).await {
         Ok(_) => {
             info!(
@@ -446,18 +444,18 @@ async fn create_slot(
                 conn.target()
             );
             sessions.slot_created = true;
-            Ok(true)
+            Ok(())
         }
         Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && sessions.slot_created => {
             debug!("replication slot \"{slot}\" exists on {}", conn.target());
-            Ok(false)
+            Ok(())
         }
         Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) && settings.if_not_exists => {
             info!(
                 "replication slot \"{slot}\" exists already on {}",
                 conn.target()
             );
-            Ok(false)
+            Ok(())
         }
         // Retrying cannot help: the operator asked to create a slot that exists.
         Err(e) if sqlstate(&e) == Some(DUPLICATE_OBJECT) => Err(SessionError::fatal(
@@ -720,15 +718,12 @@ fn report_forks(route: &Route, conn: &Connection) {
 /// slot's restart position comes from `READ_REPLICATION_SLOT` (15+), or before 15 from
 /// `pg_replication_slots` over an ordinary connection (pg_receivewal 14 starts at the
 /// server's position instead, and the slot then moves past WAL it kept for the archive).
-/// A slot this connection has just created reserves WAL from the server's position, which
-/// is then where streaming starts without asking.
 async fn start_from_server(
     conn: &mut Connection,
     settings: &ReceiveSettings,
     identity: &pgwalrus_client::SystemIdentity,
     seg_size: WalSegSize,
     server_history: &mut ServerHistory,
-    slot_created_now: bool,
 ) -> Result<(TimeLineId, Lsn), SessionError> {
     let current = (identity.timeline, identity.xlogpos.segment_start(seg_size));
     let Some(slot) = settings.slot.as_deref() else {
@@ -758,9 +753,6 @@ async fn start_from_server(
             ),
             None => current,
         });
-    }
-    if slot_created_now {
-        return Ok(current);
     }
     match crate::connection::slot_row(&settings.conn, conn.host(), slot).await {
         Ok(None) => Err(missing(conn)),

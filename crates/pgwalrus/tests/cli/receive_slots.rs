@@ -189,10 +189,10 @@ fn slot_behind_the_server() -> (Fixture, Lsn) {
     (f, first)
 }
 
-/// An empty archive with an existing slot starts at the slot's restart segment, not at the
-/// server's current one, so the WAL the slot kept is archived: from `READ_REPLICATION_SLOT`
-/// (15+), before 15 from `pg_replication_slots` (pg_receivewal 14 starts at the server's
-/// position and the slot then moves past that WAL).
+/// An empty archive with an existing or new slot starts at the slot's restart segment, not
+/// at the server's current one, so the WAL the slot kept is archived: from
+/// `READ_REPLICATION_SLOT` (15+), before 15 from `pg_replication_slots` (pg_receivewal 14
+/// starts at the server's position and the slot then moves past that WAL).
 #[test]
 fn receive_into_an_empty_archive_starts_at_the_slots_restart_segment() {
     let (f, first) = slot_behind_the_server();
@@ -210,6 +210,29 @@ fn receive_into_an_empty_archive_starts_at_the_slots_restart_segment() {
         );
     }
     assert!(f.assert_complete_and_identical(3) >= 3);
+
+    // A slot `--create-slot` makes reserves WAL from the last checkpoint's redo point, and
+    // an empty archive starts there too, on every major.
+    std::fs::remove_dir_all(&f.archive).unwrap();
+    std::fs::create_dir(&f.archive).unwrap();
+    f.c.psql("CHECKPOINT");
+    let redo = Lsn::parse(&f.c.psql("SELECT redo_lsn FROM pg_control_checkpoint()"));
+    for _ in 0..2 {
+        f.load(300);
+        f.switch();
+    }
+    let mut r = f.receive(&["-S", "fresh", "--create-slot"]);
+    let lsn = f.load(100);
+    f.wait_archived(lsn, &r);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    assert_eq!(
+        f.archive_start(),
+        Some(Lsn(redo.0 / f.seg_size * f.seg_size)),
+        "{}",
+        r.stderr()
+    );
+    assert!(f.assert_complete_and_identical(2) >= 2);
 }
 
 /// When the slot's row cannot be read (here the role may not connect to database
