@@ -440,7 +440,7 @@ async fn create_slot(
     match conn.create_physical_slot(slot, false, true).await {
         Ok(_) => {
             info!(
-                "created replication slot \"{slot}\" on {} (WAL reserved from now on)",
+                "created replication slot \"{slot}\" on {} (it keeps WAL from the last checkpoint's redo point on)",
                 conn.target()
             );
             sessions.slot_created = true;
