@@ -229,6 +229,18 @@ impl Log {
         // No end is set when the walk runs in parallel; the start only filters.
         let _ = self.tally.add(record, (self.start, None));
     }
+
+    /// Remembers where a segment starts, for [`Log::roll_back`].
+    fn set_mark(&mut self) {
+        self.mark = (self.problems.len(), self.tally);
+    }
+
+    /// Forgets what was logged since [`Log::set_mark`].
+    fn roll_back(&mut self) {
+        let (problems, tally) = self.mark;
+        self.problems.truncate(problems);
+        self.tally = tally;
+    }
 }
 
 /// A run's sink: logs, and keeps meeting points.
@@ -262,7 +274,7 @@ impl Sink for RunSink<'_> {
             self.point(At::Fresh(index));
         }
         // A rollback keeps the meeting point: it is before the read.
-        self.log.mark = (self.log.problems.len(), self.log.tally);
+        self.log.set_mark();
         self.mark_points = (self.closed.len(), self.points.len());
         ControlFlow::Continue(())
     }
@@ -289,9 +301,7 @@ impl Sink for RunSink<'_> {
     }
 
     fn rollback(&mut self) {
-        let (problems, tally) = self.log.mark;
-        self.log.problems.truncate(problems);
-        self.log.tally = tally;
+        self.log.roll_back();
         let (closed, points) = self.mark_points;
         self.closed.truncate(closed);
         self.points.truncate(points);
@@ -365,7 +375,7 @@ impl Sink for CatchUp<'_> {
             self.met = Some(i);
             return ControlFlow::Break(());
         }
-        self.log.mark = (self.log.problems.len(), self.log.tally);
+        self.log.set_mark();
         ControlFlow::Continue(())
     }
 
@@ -396,8 +406,6 @@ impl Sink for CatchUp<'_> {
     }
 
     fn rollback(&mut self) {
-        let (problems, tally) = self.log.mark;
-        self.log.problems.truncate(problems);
-        self.log.tally = tally;
+        self.log.roll_back();
     }
 }

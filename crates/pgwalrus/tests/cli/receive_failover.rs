@@ -687,18 +687,22 @@ fn receive_refuses_a_history_file_or_a_timeline_the_server_does_not_share() {
     assert_histories(&archive, &s, &[2]);
     let before = snapshot(&archive);
 
-    let run = pgwalrus(
-        &home,
-        &[
-            "receive",
-            "-D",
-            &archive.display().to_string(),
-            "-d",
-            &t.conninfo(TRUST_USER),
-            "--no-loop",
-        ],
-        &[],
-    );
+    // One run that must refuse to stream from `server` into the archive.
+    let refused = |server: &Cluster| {
+        pgwalrus(
+            &home,
+            &[
+                "receive",
+                "-D",
+                &archive.display().to_string(),
+                "-d",
+                &server.conninfo(TRUST_USER),
+                "--no-loop",
+            ],
+            &[],
+        )
+    };
+    let run = refused(&t);
     run.expect_code(3);
     let history = archive.join("00000002.history");
     for needle in [
@@ -715,18 +719,7 @@ fn receive_refuses_a_history_file_or_a_timeline_the_server_does_not_share() {
 
     // The archive's timeline 2 is not in U's history (1, 3). U has no history file of
     // timeline 2 to compare the archive's with.
-    let run = pgwalrus(
-        &home,
-        &[
-            "receive",
-            "-D",
-            &archive.display().to_string(),
-            "-d",
-            &u.conninfo(TRUST_USER),
-            "--no-loop",
-        ],
-        &[],
-    );
+    let run = refused(&u);
     run.expect_code(3);
     let needle = format!(
         "archive is on timeline 2, which is not in the history of server 127.0.0.1:{} (timelines 1, 3)",
