@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pgwalrus_proto::query::QueryError;
 use pgwalrus_proto::startup::StartupError;
-use pgwalrus_proto::{ProtoError, ServerError};
+use pgwalrus_proto::{ProtoError, ServerError, SqlState};
 
 use crate::tls::TlsError;
 
@@ -281,6 +281,51 @@ impl Error {
             }
             _ => false,
         }
+    }
+
+    /// Whether retrying with the same settings cannot help: authentication refused, a missing
+    /// privilege (SQLSTATE `42501`), an authorization error (class `28`), a database that
+    /// does not exist (`3D000`), TLS settings or certificate checks, an unsupported server
+    /// or request. The opposite of [`Error::is_transient`] for everything a retry loop sees;
+    /// an error neither transient nor listed here (a protocol violation, say) is retried. For
+    /// [`Error::AllFailed`], whether any attempt failed permanently: retrying will not fix
+    /// that host.
+    pub fn is_permanent(&self) -> bool {
+        if let Error::AllFailed { attempts } = self {
+            return attempts.iter().any(Error::is_permanent);
+        }
+        if self.is_auth_failure() {
+            return true;
+        }
+        if let Some(server) = self.server_error() {
+            let code = server.code();
+            if code == SqlState::INSUFFICIENT_PRIVILEGE
+                || code.class() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION.class()
+                || code == SqlState::INVALID_CATALOG_NAME
+            {
+                return true;
+            }
+        }
+        if self.is_transient() {
+            return false;
+        }
+        matches!(
+            self,
+            Error::ServerTooOld { .. }
+                | Error::TlsConfig { .. }
+                | Error::TlsHandshake { .. }
+                | Error::TlsNotSupported { .. }
+                | Error::TlsNoAlpn { .. }
+                | Error::Startup { .. }
+                | Error::Encode { .. }
+                | Error::Unsupported { .. }
+                | Error::NoHosts
+        )
+    }
+
+    /// The SQLSTATE of the server's error report, if this is one.
+    pub fn sqlstate(&self) -> Option<SqlState> {
+        self.server_error().map(ServerError::code)
     }
 
     /// The connection target (`127.0.0.1:5432`, a socket path) this error is about, if any.

@@ -93,6 +93,51 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Adopts a connection the caller has already set up and authenticated itself: `stream`
+    /// has seen the startup packet (with `replication=true` for streaming), the whole
+    /// authentication exchange and the server's `ReadyForQuery`, and nothing since. This is
+    /// the situation of a backup tool that made its own connection and wants pgwalrus to
+    /// stream WAL over it.
+    ///
+    /// What startup would have told us is asked with `SHOW server_version` (replication
+    /// connections accept `SHOW`), and servers older than 14 are refused as in
+    /// [`Connection::handshake`]. The startup's parameter status messages are not known, so
+    /// [`Connection::parameter`] answers only `server_version`; [`Connection::tls`] is `None`
+    /// (a TLS session the caller set up is its own) and [`Connection::auth_method`] is
+    /// [`AuthMethod::None`](pgwalrus_proto::startup::AuthMethod::None). `host` names the
+    /// server in error messages and status; no connection is made to it here.
+    ///
+    /// # Errors
+    /// I/O errors, a server error (the stream was not ready for queries), or an unsupported
+    /// server version. Each names the target.
+    pub async fn adopt<S: AsyncStream>(stream: S, host: &HostSpec) -> Result<Connection, Error> {
+        let target = host_label(host);
+        let io = Framed::new(
+            Stream::Plain(Box::new(stream)),
+            target.clone(),
+            BytesMut::new(),
+        );
+        let mut conn = Connection {
+            io,
+            server_version_num: 0,
+            parameters: std::collections::BTreeMap::new(),
+            host: host.clone(),
+            tls: None,
+            auth_method: pgwalrus_proto::startup::AuthMethod::None,
+            backend_key: None,
+        };
+        let version = conn.show("server_version").await?;
+        match parse_server_version(&version) {
+            Some(num) if num >= MIN_SERVER_VERSION_NUM => conn.server_version_num = num,
+            Some(_) => return Err(Error::ServerTooOld { target, version }),
+            None => return Err(Error::UnknownServerVersion { target, version }),
+        }
+        conn.parameters.insert("server_version".to_owned(), version);
+        Ok(conn)
+    }
+}
+
 /// [`Connection::handshake`] with an explicit TLS attempt kind and target label.
 pub(crate) async fn handshake_with(
     stream: Box<dyn AsyncStream>,

@@ -6,10 +6,13 @@
 //! - [`connect`] (`connect.rs`): the host-list walk, `connect_timeout`, `sslmode`
 //!   allow/prefer retries, `target_session_attrs`.
 //! - [`Connection`] (`connection.rs`, `handshake.rs`, `commands.rs`): TLS negotiation,
-//!   startup and authentication over any stream ([`Connection::handshake`]), simple
+//!   startup and authentication over any stream ([`Connection::handshake`]), adopting a
+//!   connection the caller authenticated itself ([`Connection::adopt`]), simple
 //!   queries, and the typed replication commands (`identify_system`, `show`,
 //!   `wal_segment_size`, `timeline_history`, slot create/read/drop).
 //! - [`ReplicationStream`] (`replication.rs`): `START_REPLICATION` and the CopyBoth stream.
+//! - [`slot_row`] (`slots.rs`): a slot's row of `pg_replication_slots` over an ordinary
+//!   connection.
 //! - [`Error`] (`error.rs`): one error type with `is_auth_failure`, `is_transient`, … .
 //! - `transport.rs`, `framed.rs`: sockets, keepalive, the plain/TLS stream, message I/O.
 //!
@@ -44,6 +47,7 @@ mod error;
 mod framed;
 mod handshake;
 mod replication;
+mod slots;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
@@ -59,4 +63,5 @@ pub use pgwalrus_proto::replication::{
 pub use pgwalrus_proto::startup::{AuthMethod, BackendKey};
 pub use pgwalrus_proto::{ServerError, Severity, SqlState};
 pub use replication::{ReplicationMessage, ReplicationStream};
+pub use slots::{SlotRow, slot_row};
 pub use transport::AsyncStream;

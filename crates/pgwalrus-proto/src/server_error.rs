@@ -21,6 +21,8 @@ impl SqlState {
     pub const INVALID_AUTHORIZATION_SPECIFICATION: SqlState = SqlState(*b"28000");
     /// `28P01` invalid password.
     pub const INVALID_PASSWORD: SqlState = SqlState(*b"28P01");
+    /// `3D000` invalid catalog name (the database does not exist).
+    pub const INVALID_CATALOG_NAME: SqlState = SqlState(*b"3D000");
     /// `42501` insufficient privilege (e.g. a role without `REPLICATION`).
     pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState(*b"42501");
     /// `42704` undefined object (e.g. a replication slot that does not exist).

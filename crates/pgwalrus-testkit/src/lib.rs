@@ -52,6 +52,7 @@ mod cluster;
 mod config;
 mod pgbin;
 mod psql;
+mod tempdir;
 mod template;
 mod tls;
 mod util;
@@ -59,6 +60,7 @@ mod util;
 pub use cluster::{Cluster, ClusterBuilder, KEEP_ENV};
 pub use pgbin::{BINDIR_ENV, DEBIAN_BINDIR, PgBin, debian_bin, pg_bin};
 pub use psql::run_psql;
+pub use tempdir::TempDir;
 pub use tls::TlsFiles;
 pub use util::{
     CLUSTERS_DIR_ENV, SERVER_OS_USER, cache_dir, clusters_dir, give_to_server_user, is_root,

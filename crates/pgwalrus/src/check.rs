@@ -193,7 +193,7 @@ async fn slot_state(
         state.restart_lsn = info.restart_lsn;
         state.restart_tli = info.restart_tli.map(|t| t.get());
     }
-    match crate::connection::slot_row(config, conn.host(), slot).await {
+    match pgwalrus_client::slot_row(config, conn.host(), slot).await {
         Ok(Some(row)) => {
             state.exists = true;
             state.restart_lsn = state.restart_lsn.or(row.restart_lsn);

@@ -1,4 +1,5 @@
-//! The pgwalrus application: command-line parsing, the commands, and the receive loop.
+//! The pgwalrus application: command-line parsing and the commands; the receive loop is the
+//! `pgwalrus-receiver` engine.
 //! `main.rs` only parses, dispatches and maps outcomes to exit codes.
 //!
 //! # Layout
@@ -9,8 +10,9 @@
 //! - [`exit`]: the exit-code table.
 //! - [`failure`]: an error paired with the exit code it maps to.
 //! - [`logging`]: log output.
-//! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, the runtime.
-//! - [`receiver`]: the receive loop (policy core, writer, driver, progress).
+//! - [`progress`]: the live progress line of `receive`, a reader of the engine's status.
+//! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, signals, and the
+//!   receive engine (`pgwalrus-receiver`) on its thread; stop reasons to exit codes.
 //! - [`restore`]: `pgwalrus restore`, the `restore_command`: checked, atomic, prefetching.
 //! - [`verify`]: `pgwalrus verify`, the archive checker.
 //! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
@@ -22,8 +24,8 @@ pub mod dump;
 pub mod exit;
 pub mod failure;
 pub mod logging;
+pub mod progress;
 pub mod receive;
-pub mod receiver;
 pub mod restore;
 pub mod verify;
 pub mod walk;

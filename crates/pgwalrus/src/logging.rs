@@ -1,6 +1,10 @@
-//! Log output: human-readable lines on stderr, `-v` for more, `-q` for errors only.
+//! Log output: human-readable lines on stderr, `-v` for more, `-q` for errors only. On a
+//! terminal the receive engine's per-segment line is left out: the live progress line shows
+//! the same.
 
 use tracing::Level;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::prelude::*;
 
 /// Installs the global subscriber. Called once, from `main`.
 pub fn init(verbose: u8, quiet: bool) {
@@ -10,11 +14,14 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 1) => Level::DEBUG,
         (false, _) => Level::TRACE,
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+        .with_ansi(terminal)
         .with_target(verbose > 1)
-        .init();
+        .with_filter(LevelFilter::from_level(level))
+        .with_filter(filter_fn(move |meta| {
+            !(terminal && meta.target() == pgwalrus_receiver::SEGMENT_LOG_TARGET)
+        }));
+    tracing_subscriber::registry().with(layer).init();
 }

@@ -8,34 +8,33 @@
 
 use std::path::Path;
 
+use pgwalrus_archive::{StdFs, reader};
 use pgwalrus_wal::history::TimelineHistory;
-use pgwalrus_wal::names::{FileName, HistoryName};
+use pgwalrus_wal::names::{Compression, FileName, HistoryName};
 use pgwalrus_wal::{DecodeError, Expectations, Lsn, TimeLineId, WalDecoder, WalSegSize};
 
 /// The decoder of the stream being received, when verification is on.
 #[derive(Debug)]
-pub struct StreamInspector {
+pub(crate) struct StreamVerifier {
     system_id: u64,
     seg_size: WalSegSize,
     decoder: Option<WalDecoder>,
-    records: u64,
 }
 
-impl StreamInspector {
+impl StreamVerifier {
     /// Verification against the cluster `system_id`.
-    pub fn new(system_id: u64, seg_size: WalSegSize) -> Self {
+    pub(crate) fn new(system_id: u64, seg_size: WalSegSize) -> Self {
         Self {
             system_id,
             seg_size,
             decoder: None,
-            records: 0,
         }
     }
 
     /// Streaming (re)starts on `tli` at `lsn`; `history` is the history of `tli` (see
     /// [`stream_history`]), without which page headers are checked against the system
     /// identifier only.
-    pub fn start(&mut self, tli: TimeLineId, lsn: Lsn, history: Option<TimelineHistory>) {
+    pub(crate) fn start(&mut self, tli: TimeLineId, lsn: Lsn, history: Option<TimelineHistory>) {
         let mut expectations = Expectations::default().with_system_id(self.system_id);
         if tli == TimeLineId::ONE {
             expectations = expectations.with_timeline(tli);
@@ -51,28 +50,22 @@ impl StreamInspector {
     ///
     /// # Errors
     /// The decoder's error: a CRC mismatch, a broken `xl_prev` link, an invalid page header…
-    pub fn check(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+    pub(crate) fn check(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Ok(());
         };
         // Decoded in place: only a record that continues into the next chunk is copied.
         let mut input = decoder.feed_borrowed(bytes);
-        while input.next_checked()?.is_some() {
-            self.records += 1;
-        }
+        while input.next_checked()?.is_some() {}
         Ok(())
-    }
-
-    /// Records verified so far.
-    pub fn records(&self) -> u64 {
-        self.records
     }
 }
 
-/// The history of `tli` for [`StreamInspector::start`]: `fetched` when the session just got
+/// The history of `tli` for [`StreamVerifier::start`]: `fetched` when the session just got
 /// it from the server (the writer may not have written it yet), else the archive's file in
-/// `dir`. `None` on timeline 1, or when neither parses.
-pub fn stream_history(
+/// `dir`, plain or compressed (`pg_receivewal -Z gzip` writes `00000002.history.gz`). `None`
+/// on timeline 1, or when neither parses.
+pub(crate) fn stream_history(
     dir: &Path,
     tli: TimeLineId,
     fetched: Option<&[u8]>,
@@ -84,8 +77,12 @@ pub fn stream_history(
     let content = match fetched {
         Some(content) => content,
         None => {
-            read =
-                std::fs::read(dir.join(FileName::from(HistoryName::new(tli)).to_string())).ok()?;
+            let plain = HistoryName::new(tli);
+            let fs = StdFs::new();
+            read = std::iter::once(None)
+                .chain(Compression::ALL.into_iter().map(Some))
+                .map(|c| FileName::from(plain.with_compression(c)))
+                .find_map(|name| reader::read_file(&fs, dir, &name).ok())?;
             &read
         }
     };

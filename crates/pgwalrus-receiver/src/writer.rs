@@ -397,7 +397,7 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::TempDir;
+    use pgwalrus_testkit::TempDir;
 
     const START: Lsn = Lsn(0x300_0000);
     const CHUNK: usize = 128 * 1024;

@@ -1,0 +1,63 @@
+//! What one engine is asked to do: a plain value, comparable for equality, so a daemon's
+//! configuration reload can tell which servers changed. Connection settings are not part of
+//! it: they belong to the [`ConnectionSource`](crate::ConnectionSource).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pgwalrus_archive::{CompressionSpec, Durability};
+use pgwalrus_wal::Lsn;
+
+/// Everything a receive engine needs besides its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveSettings {
+    /// The archive directory.
+    pub dir: PathBuf,
+    /// Replication slot.
+    pub slot: Option<String>,
+    /// Create the slot (with RESERVE_WAL) at the start of every session.
+    pub create_slot: bool,
+    /// With `create_slot`: an existing slot is fine.
+    pub if_not_exists: bool,
+    /// Stop once everything up to here is durable.
+    pub endpos: Option<Lsn>,
+    /// Stop with [`StopKind::Connection`](crate::StopKind::Connection) instead of
+    /// reconnecting when a session fails.
+    pub no_loop: bool,
+    /// fsync or not.
+    pub durability: Durability,
+    /// Synchronous mode: fsync as WAL arrives and report each durable position at once.
+    pub synchronous: bool,
+    /// Decode and CRC-check every record as it arrives.
+    pub verify: bool,
+    /// How new segments are compressed.
+    pub compression: CompressionSpec,
+    /// Interval of unsolicited status updates; `None` for none.
+    pub status_interval: Option<Duration>,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+}
+
+impl ReceiveSettings {
+    /// pg_receivewal's defaults for archive `dir`: no slot, fsync, verification on, no
+    /// compression, a status update every 10 s, reconnects after 1 s doubling to 30 s.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            slot: None,
+            create_slot: false,
+            if_not_exists: false,
+            endpos: None,
+            no_loop: false,
+            durability: Durability::Fsync,
+            synchronous: false,
+            verify: true,
+            compression: CompressionSpec::NONE,
+            status_interval: Some(Duration::from_secs(10)),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! One streaming session: the client stream, the policy ([`ReceiverCore`]), the streaming
+//! verification ([`StreamVerifier`]) and the [writer](crate::writer) glued together with
+//! `tokio::select!`, and the status snapshot kept current as it goes.
+//!
+//! Verification runs here, on the network side, before a chunk is handed to the writer:
+//! the writer's time goes to writing and compressing, and a chunk that completes a corrupt
+//! record never reaches it, while everything before it is closed durably.
+//!
+//! Streaming begins at (timeline, start) in one place, [`Session::begin`], used both at the
+//! start of the session and when the server ends a timeline and the stream follows it.
+
+use bytes::Bytes;
+use pgwalrus_client::{Connection, ReplicationMessage, ReplicationStream};
+use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
+use tracing::{debug, info};
+
+use crate::classify::{SessionError, StreamPosition, archive_error, corrupt_wal, stream_error};
+use crate::clock::{now, wall_clock};
+use crate::error::{Error, StopKind, Stopped};
+use crate::policy::{Action, Actions, FeedbackPolicy, ReceiverCore};
+use crate::settings::ReceiveSettings;
+use crate::shutdown::Shutdown;
+use crate::start::{Prepared, history_if_missing};
+use crate::status::{State, StatusSender};
+use crate::verify::{StreamVerifier, stream_history};
+use crate::writer::{Command, Event, WriterHandle};
+
+/// The log target of the per-segment "completed segment" line, so a host that shows
+/// progress some other way (a live line on a terminal) can filter it out.
+pub const SEGMENT_LOG_TARGET: &str = "pgwalrus_receiver::segment";
+
+/// Runs one prepared session until a clean stop or an error; the writer is created here and
+/// closed (what was written fsynced, the segment left `.partial`) whatever happens.
+pub(crate) async fn session(
+    settings: &ReceiveSettings,
+    prepared: Prepared,
+    shutdown: &mut Shutdown,
+    status: &StatusSender,
+) -> Result<Stopped, SessionError> {
+    // Synchronous mode is a chain of waits (received, written, fsynced, acknowledged) that
+    // a commit on the primary sits through: inline, without two thread hand-offs in it.
+    let mut writer = if settings.synchronous {
+        WriterHandle::inline(
+            settings.dir.clone(),
+            prepared.seg_size,
+            settings.durability,
+            settings.compression,
+        )
+    } else {
+        WriterHandle::spawn(
+            settings.dir.clone(),
+            prepared.seg_size,
+            settings.durability,
+            settings.compression,
+        )
+        .map_err(|e| {
+            SessionError::fatal(
+                StopKind::Io,
+                Error::context(e, "could not start the writer thread"),
+            )
+        })?
+    };
+    let result = stream(settings, prepared, &mut writer, shutdown, status).await;
+    // Whatever happened, what was written gets fsynced and the segment stays `.partial`.
+    let _ = writer.send(Command::ClosePartial).await;
+    writer.shutdown();
+    result
+}
+
+/// What a streaming session carries between messages.
+struct Session<'a> {
+    settings: &'a ReceiveSettings,
+    status: &'a StatusSender,
+    writer: &'a mut WriterHandle,
+    policy: FeedbackPolicy,
+    seg_size: WalSegSize,
+    server: String,
+    system_id: u64,
+    verifier: Option<StreamVerifier>,
+    tli: TimeLineId,
+    position: StreamPosition,
+    core: ReceiverCore,
+    /// The writer wrote WAL in this session, on an earlier timeline (a later failure
+    /// resets the backoff).
+    progressed: bool,
+    /// Where the current timeline's stream began.
+    begun_at: Lsn,
+}
+
+async fn stream(
+    settings: &ReceiveSettings,
+    prepared: Prepared,
+    writer: &mut WriterHandle,
+    shutdown: &mut Shutdown,
+    status: &StatusSender,
+) -> Result<Stopped, SessionError> {
+    let Prepared {
+        conn,
+        tli,
+        start,
+        seg_size,
+        histories,
+        archive_has_wal,
+        partial,
+        system_id,
+    } = prepared;
+    let policy = FeedbackPolicy {
+        status_interval: settings.status_interval,
+        report_flush: settings.slot.is_some() || settings.synchronous,
+        synchronous: settings.synchronous,
+    };
+    let server = conn.target().to_owned();
+    status.send_modify(|s| {
+        s.slot_name.clone_from(&settings.slot);
+        s.sender_host = Some(host_name(&conn));
+        s.sender_port = Some(conn.host().port);
+        s.segment_size = Some(seg_size);
+    });
+    let mut session = Session {
+        settings,
+        status,
+        writer,
+        policy,
+        seg_size,
+        server,
+        system_id,
+        verifier: settings
+            .verify
+            .then(|| StreamVerifier::new(system_id, seg_size)),
+        tli,
+        position: StreamPosition {
+            tli,
+            start,
+            slot: settings.slot.clone(),
+            archive_has_wal,
+            partial,
+        },
+        core: ReceiverCore::new(policy, start, settings.endpos),
+        progressed: false,
+        begun_at: start,
+    };
+    let mut stream = session.begin(conn, tli, start, histories).await?;
+    let actions = session.core.on_start(now());
+    if session.perform(actions, &mut stream).await? {
+        return Ok(Stopped::EndPosition {
+            flushed: session.core.flush_lsn(),
+        });
+    }
+    loop {
+        let deadline = session.core.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let writer = &mut *session.writer;
+        // Biased: a stop first, then what the writer reported, then timers, then the socket;
+        // the inline writer's group flush once the socket has nothing more (or much was
+        // written without a pause), and its idle work only once nothing else is left.
+        let actions: Actions = tokio::select! {
+            biased;
+            () = shutdown.triggered() => {
+                let flushed = session.graceful_stop(stream).await?;
+                return Ok(Stopped::Shutdown { flushed });
+            }
+            event = writer.recv() => session.on_event(event)?,
+            () = sleep => session.core.on_tick(now()),
+            // Inline: WAL that never pauses must not hold back the acknowledgement forever.
+            () = std::future::ready(()), if writer.flush_overdue() => {
+                writer.group_flush();
+                Actions::new()
+            }
+            msg = stream.next() => match msg {
+                Ok(Some(ReplicationMessage::XLogData { start, end, wal_end, time, data })) => {
+                    session.on_wal(start, end, wal_end, time, data).await?
+                }
+                Ok(Some(ReplicationMessage::Keepalive { wal_end, time, reply_requested })) => {
+                    let received = wall_clock();
+                    let sent = time.to_system_time().unwrap_or(received);
+                    status.send_modify(|s| s.on_server_end(wal_end, sent, received));
+                    session.core.on_keepalive(reply_requested, now())
+                }
+                Ok(Some(ReplicationMessage::EndOfTimeline { next_tli, next_start })) => {
+                    stream = session.next_timeline(stream, next_tli, next_start).await?;
+                    session.core.on_start(now())
+                }
+                Ok(None) => {
+                    return Err(session.retry(Error::msg("server ended the replication stream")));
+                }
+                Err(e) => {
+                    let failed = stream_error(e, &session.position);
+                    return Err(failed.progressed(session.progressed()));
+                }
+            },
+            () = std::future::ready(()), if writer.flush_due() => {
+                writer.group_flush();
+                Actions::new()
+            }
+            // Last: only once the feedback for the group flush is out.
+            () = std::future::ready(()), if writer.idle_due() => {
+                writer.idle_work();
+                Actions::new()
+            }
+        };
+        if session.perform(actions, &mut stream).await? {
+            return Ok(Stopped::EndPosition {
+                flushed: session.core.flush_lsn(),
+            });
+        }
+    }
+}
+
+/// The host name (or socket directory) of a connection, for status.
+fn host_name(conn: &Connection) -> String {
+    match &conn.host().host {
+        pgwalrus_client::config::Host::Tcp(name) => name.clone(),
+        pgwalrus_client::config::Host::Unix(dir) => dir.display().to_string(),
+    }
+}
+
+impl Session<'_> {
+    /// Whether the writer wrote WAL in this session. WAL merely received does not count: a
+    /// session that receives and then fails to write (a full disk) makes no progress, and
+    /// must not reset the reconnect backoff.
+    fn progressed(&self) -> bool {
+        self.progressed || self.core.write_lsn() > self.begun_at
+    }
+
+    fn retry(&self, error: Error) -> SessionError {
+        SessionError::Retry {
+            error,
+            progressed: self.progressed(),
+        }
+    }
+
+    /// Begins streaming `tli` at `start` (a segment boundary) over `conn`: the history files
+    /// go to the writer first, then the writer, the verifier, the policy and the status
+    /// start there, and `START_REPLICATION` is sent.
+    async fn begin(
+        &mut self,
+        conn: Connection,
+        tli: TimeLineId,
+        start: Lsn,
+        histories: Vec<(TimeLineId, Bytes)>,
+    ) -> Result<ReplicationStream, SessionError> {
+        let start_history = histories
+            .iter()
+            .find(|(t, _)| *t == tli)
+            .map(|(_, content)| content.clone());
+        for (tli, content) in histories {
+            send(self.writer, Command::History { tli, content }).await?;
+        }
+        send(self.writer, Command::Start { tli, lsn: start }).await?;
+        if let Some(verifier) = self.verifier.as_mut() {
+            verifier.start(
+                tli,
+                start,
+                stream_history(&self.settings.dir, tli, start_history.as_deref()),
+            );
+        }
+        self.tli = tli;
+        self.position.tli = tli;
+        self.position.start = start;
+        let stream = conn
+            .start_physical(self.position.slot.as_deref(), start, tli)
+            .await
+            .map_err(|e| stream_error(e, &self.position))?;
+        self.progressed = self.progressed();
+        self.begun_at = start;
+        self.core = ReceiverCore::new(self.policy, start, self.settings.endpos);
+        self.status.send_modify(|s| {
+            s.state = State::Streaming;
+            s.receive_start_lsn = start;
+            s.receive_start_tli = Some(tli);
+            s.received_tli = Some(tli);
+            s.received_lsn = s.received_lsn.max(start);
+            s.written_lsn = s.written_lsn.max(start);
+            s.flushed_lsn = s.flushed_lsn.max(start);
+        });
+        Ok(stream)
+    }
+
+    /// The server ended the timeline being streamed: close its last segment (kept
+    /// `.partial` unless the switch is at a segment boundary) and begin the next timeline.
+    async fn next_timeline(
+        &mut self,
+        stream: ReplicationStream,
+        next_tli: TimeLineId,
+        next_start: Lsn,
+    ) -> Result<ReplicationStream, SessionError> {
+        let (tli, write) = (self.tli, self.core.received_lsn());
+        if next_tli <= tli || next_start > write {
+            return Err(SessionError::fatal(
+                StopKind::Connection,
+                Error::msg(format!(
+                    "server reported new timeline {next_tli} starting at {next_start}, but we were on timeline {tli} and received up to {write}"
+                )),
+            ));
+        }
+        let start = next_start.segment_start(self.seg_size);
+        let kept = if next_start.is_segment_start(self.seg_size) {
+            ""
+        } else {
+            " (its last segment stays .partial)"
+        };
+        info!(
+            "end of timeline {tli}: server {} switched to timeline {next_tli} at {next_start}; \
+             received timeline {tli} up to {write}{kept}; switching to timeline {next_tli}, streaming it from {start}",
+            stream.connection().target()
+        );
+        self.close_partial().await?;
+        let mut conn = stream.into_connection().map_err(|_| {
+            SessionError::retry(Error::msg(
+                "replication stream did not end cleanly at the timeline switch",
+            ))
+        })?;
+        let histories = history_if_missing(&mut conn, &self.settings.dir, next_tli)
+            .await?
+            .map(|content| vec![(next_tli, content)])
+            .unwrap_or_default();
+        self.position.archive_has_wal = true;
+        self.position.partial = None;
+        self.begin(conn, next_tli, start, histories).await
+    }
+
+    /// XLogData: checked, then handed to the writer.
+    async fn on_wal(
+        &mut self,
+        start: Lsn,
+        end: Lsn,
+        wal_end: Lsn,
+        time: pgwalrus_client::PgTimestamp,
+        data: Bytes,
+    ) -> Result<Actions, SessionError> {
+        let at = now();
+        let received = wall_clock();
+        let sent = time.to_system_time().unwrap_or(received);
+        // Checked before the writer sees it: the chunk that completes a corrupt record is
+        // never archived.
+        if let Some(verifier) = self.verifier.as_mut()
+            && let Err(e) = verifier.check(&data)
+        {
+            return Err(corrupt_wal(&e, &self.server, self.system_id));
+        }
+        let tli = self.tli;
+        send(
+            self.writer,
+            Command::Data {
+                tli,
+                lsn: start,
+                bytes: data,
+            },
+        )
+        .await
+        .map_err(|e| e.progressed(self.progressed()))?;
+        self.status.send_modify(|s| {
+            s.on_received(end, received);
+            s.on_server_end(wal_end, sent, received);
+        });
+        Ok(self.core.on_data(end, at))
+    }
+
+    /// What the writer reported.
+    fn on_event(&mut self, event: Option<Event>) -> Result<Actions, SessionError> {
+        let actions = match event {
+            Some(Event::Synced(lsn)) => self.core.on_synced(lsn, now()),
+            Some(Event::Flushed(lsn)) => self.core.on_flushed(lsn, now()),
+            Some(Event::Written(lsn)) => {
+                self.core.on_written(lsn);
+                Actions::new()
+            }
+            Some(Event::Completed(name)) => {
+                info!(target: SEGMENT_LOG_TARGET, "completed segment {name}");
+                self.status.send_modify(|s| {
+                    s.last_completed_segment = Some(name);
+                    s.segments_completed += 1;
+                });
+                Actions::new()
+            }
+            Some(Event::HistoryWritten(path)) => {
+                info!("wrote timeline history file \"{}\"", path.display());
+                Actions::new()
+            }
+            Some(Event::Closed(_)) => Actions::new(),
+            Some(Event::Failed(e)) => {
+                return Err(archive_error(e).progressed(self.progressed()));
+            }
+            None => return Err(self.retry(Error::msg("the writer stopped"))),
+        };
+        self.publish_positions();
+        Ok(actions)
+    }
+
+    fn publish_positions(&self) {
+        let (written, flushed) = (self.core.write_lsn(), self.core.flush_lsn());
+        self.status.send_if_modified(|s| {
+            let changed = s.written_lsn < written || s.flushed_lsn < flushed;
+            s.written_lsn = s.written_lsn.max(written);
+            s.flushed_lsn = s.flushed_lsn.max(flushed);
+            changed
+        });
+    }
+
+    /// Carries out the core's actions; `Ok(true)` when it said stop (and the stop is done).
+    async fn perform(
+        &mut self,
+        actions: Actions,
+        stream: &mut ReplicationStream,
+    ) -> Result<bool, SessionError> {
+        for action in actions.iter() {
+            match action {
+                Action::Sync => send(self.writer, Command::Sync).await?,
+                Action::SendStatus {
+                    write,
+                    flush,
+                    reply_requested,
+                } => {
+                    stream
+                        .send_status(write, flush, Lsn::INVALID, reply_requested, wall_clock())
+                        .await
+                        .map_err(|e| {
+                            SessionError::retry(Error::context(e, "could not send feedback"))
+                        })?;
+                }
+                Action::Stop => {
+                    self.status.send_modify(|s| s.state = State::Stopping);
+                    self.close_and_report(stream).await?;
+                    info!(
+                        "reached end position; everything up to {} is durable",
+                        self.core.flush_lsn()
+                    );
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Fsyncs and closes the open segment (kept `.partial`); returns the durable position.
+    async fn close_partial(&mut self) -> Result<Lsn, SessionError> {
+        send(self.writer, Command::ClosePartial).await?;
+        loop {
+            match self.writer.recv().await {
+                Some(Event::Closed(lsn)) => {
+                    self.core.on_flushed(lsn, now());
+                    self.publish_positions();
+                    return Ok(lsn);
+                }
+                Some(Event::Failed(e)) => return Err(archive_error(e)),
+                Some(Event::Synced(lsn) | Event::Flushed(lsn)) => {
+                    self.core.on_flushed(lsn, now());
+                }
+                Some(Event::Written(lsn)) => self.core.on_written(lsn),
+                Some(event @ (Event::Completed(_) | Event::HistoryWritten(_))) => {
+                    self.on_event(Some(event))?;
+                }
+                None => {
+                    return Err(SessionError::retry(Error::msg("the writer stopped")));
+                }
+            }
+        }
+    }
+
+    /// A clean stop's last step before the stream ends: fsync and close the open segment
+    /// (kept `.partial`), then tell the server the final positions (best effort: the data
+    /// is durable either way). Returns the durable position.
+    async fn close_and_report(
+        &mut self,
+        stream: &mut ReplicationStream,
+    ) -> Result<Lsn, SessionError> {
+        let flush = self.close_partial().await?;
+        let _ = stream
+            .send_status(
+                self.core.write_lsn(),
+                self.core.reported_flush(),
+                Lsn::INVALID,
+                false,
+                wall_clock(),
+            )
+            .await;
+        Ok(flush)
+    }
+
+    /// Shutdown: finish in-flight writes, fsync, report, send CopyDone.
+    async fn graceful_stop(&mut self, mut stream: ReplicationStream) -> Result<Lsn, SessionError> {
+        self.status.send_modify(|s| s.state = State::Stopping);
+        let flush = self.close_and_report(&mut stream).await?;
+        if let Err(e) = stream.finish().await {
+            debug!(
+                "while ending the replication stream: {}",
+                Error::from(e).chain()
+            );
+        }
+        info!("stopped at {flush}; the current segment stays resumable");
+        Ok(flush)
+    }
+}
+
+/// Gives the writer a command; when it has stopped, the reason it gave.
+async fn send(writer: &mut WriterHandle, command: Command) -> Result<(), SessionError> {
+    if writer.send(command).await.is_ok() {
+        return Ok(());
+    }
+    // The writer has stopped: it said why among its events.
+    while let Some(event) = writer.recv().await {
+        if let Event::Failed(e) = event {
+            return Err(archive_error(e));
+        }
+    }
+    Err(SessionError::retry(Error::msg("the writer stopped")))
+}
