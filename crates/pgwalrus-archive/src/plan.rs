@@ -35,12 +35,6 @@ pub enum PlanError {
         #[source]
         source: pgwalrus_wal::history::HistoryError,
     },
-    /// The history file is compressed with a method this build cannot read yet.
-    #[error("timeline history file \"{}\" is compressed; decompress it first", path.display())]
-    CompressedHistory {
-        /// The file.
-        path: PathBuf,
-    },
 }
 
 type Result<T, E = PlanError> = std::result::Result<T, E>;
@@ -166,7 +160,7 @@ pub fn plan<F: ArchiveFs>(
             FileName::History(history) => {
                 newest = newest.max(history.tli());
                 if history.compression().is_some() {
-                    // A plain copy wins; a compressed one alone is reported when needed.
+                    // A plain copy wins; a compressed one alone is read decompressed.
                     history_files
                         .entry(history.tli())
                         .or_insert_with(|| dir.join(os_name));
