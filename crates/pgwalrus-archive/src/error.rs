@@ -1,6 +1,9 @@
 //! [`Error`], the one error type of the archive crate, with the operation, path and WAL
 //! position that give it context, and predicates ([`Error::is_no_space`],
 //! [`Error::is_poisoned`], …) decided by error kinds and codes, never by message text.
+//!
+//! A message never repeats its source (the operating system's error, …): show an error to
+//! people with its whole chain, `error: source`, as `anyhow`'s `{:#}` does.
 
 use std::fmt;
 use std::io;
@@ -79,7 +82,7 @@ impl fmt::Display for Op {
 #[non_exhaustive]
 pub enum Error {
     /// A file system operation failed.
-    #[error("could not {op} {}: {source}", path.display())]
+    #[error("could not {op} {}", path.display())]
     Io {
         /// What was being done.
         op: Op,
@@ -186,7 +189,7 @@ pub enum Error {
 
     /// A file named like a WAL segment, but not one that can exist at this segment size:
     /// the directory holds WAL of a cluster with another segment size.
-    #[error("{} is not a wal file name at segment size {seg_size}: {source}", path.display())]
+    #[error("{} is not a wal file name at segment size {seg_size}", path.display())]
     ForeignSegmentName {
         /// The file.
         path: PathBuf,
@@ -269,7 +272,7 @@ pub enum Error {
 
     /// The compressor failed (it could not set up its state, or was used after the end of
     /// its stream).
-    #[error("could not compress {} with {compression}: {source}", path.display())]
+    #[error("could not compress {} with {compression}", path.display())]
     Compress {
         /// The file being written.
         path: PathBuf,
@@ -564,5 +567,8 @@ mod tests {
         assert_eq!(errors[6].path(), Some(path.as_path()));
         assert!(errors[6].is_cluster_mismatch());
         assert!(errors[1].is_discontinuity() && errors[2].is_discontinuity());
+        // The cause is the source, not part of the message.
+        let cause = std::error::Error::source(&errors[0]).unwrap().to_string();
+        assert!(!errors[0].to_string().contains(&cause), "{}", errors[0]);
     }
 }

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use pgwalrus_wal::history::TimelineHistory;
 use pgwalrus_wal::names::{FileName, SegmentName};
-use pgwalrus_wal::page::{LONG_HEADER_LEN, PageHeader};
 use pgwalrus_wal::{SegNo, TimeLineId, WalSegSize};
 
 use crate::error::{Error, Op};
 use crate::fs::{ArchiveFile, ArchiveFs};
+use crate::identity::{self, Finding};
 
 /// Why the archive could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +34,6 @@ pub enum PlanError {
         /// What is wrong, with the line number.
         #[source]
         source: pgwalrus_wal::history::HistoryError,
-    },
-    /// The history file is compressed with a method this build cannot read yet.
-    #[error("timeline history file \"{}\" is compressed; decompress it first", path.display())]
-    CompressedHistory {
-        /// The file.
-        path: PathBuf,
     },
 }
 
@@ -85,11 +79,14 @@ pub struct ArchivePlan {
     pub gaps: Vec<Gap>,
 }
 
-/// Finds the segment size of an archive from the long header of its first plain segment
-/// file whose first page was written. `Ok(None)` when no such file exists.
+/// Finds the segment size of an archive from the long header of its first segment file
+/// (in name order; complete or `.partial`, compressed or not) whose first page was written.
+/// A compressed file's first page is decompressed; one whose first bytes do not decompress
+/// is passed over like a plain file whose first page is not a long header. `Ok(None)` when
+/// no such file exists.
 ///
 /// # Errors
-/// [`PlanError::Archive`] listing the directory or reading a file.
+/// [`PlanError::Archive`] listing the directory or opening or reading a file.
 pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSegSize>> {
     let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
     names.sort();
@@ -103,17 +100,16 @@ pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSeg
             // the smallest size fails at every size.
             continue;
         };
-        if name.compression().is_some() || name.is_temporary() {
+        if name.is_temporary() {
             continue;
         }
         let path = dir.join(&os_name);
-        let file = fs.open_read(&path).map_err(Error::at(Op::Open, &path))?;
-        let mut page = [0u8; LONG_HEADER_LEN];
-        let got = file
-            .read_at(&mut page, 0)
-            .map_err(Error::at(Op::Read, &path))?;
-        if let Ok(header) = PageHeader::parse(&page[..got])
-            && let Some(size) = header.long.and_then(|l| WalSegSize::new(l.seg_size).ok())
+        let finding = match name.compression() {
+            Some(compression) => identity::first_page_compressed(fs, &path, compression)?,
+            None => identity::first_page(fs, &path)?,
+        };
+        if let Finding::Identified { seg_size, .. } = finding
+            && let Ok(size) = WalSegSize::new(seg_size)
         {
             return Ok(Some(size));
         }
@@ -164,7 +160,7 @@ pub fn plan<F: ArchiveFs>(
             FileName::History(history) => {
                 newest = newest.max(history.tli());
                 if history.compression().is_some() {
-                    // A plain copy wins; a compressed one alone is reported when needed.
+                    // A plain copy wins; a compressed one alone is read decompressed.
                     history_files
                         .entry(history.tli())
                         .or_insert_with(|| dir.join(os_name));
@@ -275,6 +271,8 @@ fn rank(name: &SegmentName) -> (bool, bool) {
 mod tests {
     use super::*;
     use crate::fs::SimFs;
+    use crate::test_support::{compressed, compressed_unfinished, long_header};
+    use pgwalrus_wal::names::Compression;
 
     fn seg(tli: u32, segno: u64) -> SegmentName {
         SegmentName::new(
@@ -399,6 +397,74 @@ mod tests {
         assert!(
             !used.contains(&names[1]),
             "the old timeline's partial is not used: {used:?}"
+        );
+    }
+
+    /// A first page of a 16 MiB segment `segno` of timeline 1: a long header, zeros after.
+    fn first_page(segno: u64) -> Vec<u8> {
+        let start = SegNo(segno).start_lsn(WalSegSize::DEFAULT).unwrap();
+        let mut page = long_header(7, WalSegSize::DEFAULT.bytes(), 1, start);
+        page.resize(8192, 0);
+        page
+    }
+
+    #[test]
+    fn the_segment_size_is_read_from_compressed_segments_too() {
+        for method in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            // Only compressed files, as `receive -Z` writes into an empty directory: a
+            // complete segment, and a `.partial` a crash left unfinished.
+            let complete = seg(1, 2).with_compression(Some(method)).to_string();
+            let partial = seg(1, 3)
+                .with_compression(Some(method))
+                .partial()
+                .to_string();
+            let files: [(&str, &[u8]); 2] = [
+                (&complete, &compressed(method, &first_page(2))),
+                (&partial, &compressed_unfinished(method, &first_page(3))),
+            ];
+            let (fs, dir) = dir_with(&files);
+            assert_eq!(
+                detect_seg_size(&fs, &dir).unwrap(),
+                Some(WalSegSize::DEFAULT),
+                "{method}"
+            );
+            let (fs, dir) = dir_with(&files[1..]);
+            assert_eq!(
+                detect_seg_size(&fs, &dir).unwrap(),
+                Some(WalSegSize::DEFAULT),
+                "{method} .partial alone"
+            );
+        }
+    }
+
+    #[test]
+    fn a_compressed_segment_that_does_not_decompress_is_passed_over() {
+        let damaged = seg(1, 2)
+            .with_compression(Some(Compression::Zstd))
+            .to_string();
+        let good = seg(1, 3)
+            .with_compression(Some(Compression::Gzip))
+            .to_string();
+        let cut = seg(1, 4)
+            .with_compression(Some(Compression::Lz4))
+            .partial()
+            .to_string();
+        let mut garbage = compressed(Compression::Zstd, &first_page(2));
+        garbage[..8].fill(0xAB);
+        let (fs, dir) = dir_with(&[(&damaged, &garbage)]);
+        assert_eq!(detect_seg_size(&fs, &dir).unwrap(), None);
+        // A `.partial` cut before the end of its long header gives no evidence either.
+        let short = compressed_unfinished(Compression::Lz4, &first_page(4)[..20]);
+        let (fs, dir) = dir_with(&[(&damaged, &garbage), (&cut, &short)]);
+        assert_eq!(detect_seg_size(&fs, &dir).unwrap(), None);
+        let (fs, dir) = dir_with(&[
+            (&damaged, &garbage),
+            (&good, &compressed(Compression::Gzip, &first_page(3))),
+            (&cut, &short),
+        ]);
+        assert_eq!(
+            detect_seg_size(&fs, &dir).unwrap(),
+            Some(WalSegSize::DEFAULT)
         );
     }
 

@@ -11,7 +11,7 @@ use std::future::Future;
 
 use crate::config::{Config, HostSpec, SslMode, TargetSessionAttrs};
 use crate::connection::Connection;
-use crate::error::Error;
+use crate::error::{Error, chain};
 use crate::handshake::{AttemptError, TlsAttempt, handshake_with};
 use crate::transport::{Endpoint, endpoint_label, host_label, open, resolve};
 
@@ -41,15 +41,15 @@ pub async fn connect(config: &Config) -> Result<Connection, Error> {
         for host in &config.hosts {
             let endpoints = match with_timeout(config, host_label(host), resolve(host)).await {
                 Ok(Ok(e)) => e,
-                Ok(Err(source)) => {
+                Ok(Err(error)) => {
                     failures.push(match &host.host {
                         crate::config::Host::Tcp(name) => Error::Resolve {
                             host: name.clone(),
-                            source,
+                            error,
                         },
                         crate::config::Host::Unix(_) => Error::Connect {
                             target: host_label(host),
-                            source,
+                            error,
                         },
                     });
                     continue;
@@ -64,7 +64,7 @@ pub async fn connect(config: &Config) -> Result<Connection, Error> {
                     Ok(conn) => return Ok(conn),
                     Err(errors) => {
                         for e in &errors {
-                            tracing::debug!(error = %e, "connection attempt failed");
+                            tracing::debug!(error = %chain(e), "connection attempt failed");
                         }
                         failures.extend(errors);
                     }
@@ -105,7 +105,7 @@ async fn connect_endpoint(
     let Some(retry) = retry else {
         return Err(vec![failure.error]);
     };
-    tracing::debug!(error = %failure.error, ?retry, "retrying with the other TLS choice, as libpq does for sslmode={}", config.ssl.mode);
+    tracing::debug!(error = %chain(&failure.error), ?retry, "retrying with the other TLS choice, as libpq does for sslmode={}", config.ssl.mode);
     match attempt(config, host, endpoint, retry, attrs).await {
         Ok(conn) => Ok(conn),
         Err(second) => Err(vec![failure.error, second.error]),
@@ -124,10 +124,10 @@ async fn attempt(
     let work = async {
         let stream = open(endpoint, &config.keepalives)
             .await
-            .map_err(|source| AttemptError {
+            .map_err(|error| AttemptError {
                 error: Error::Connect {
                     target: target.clone(),
-                    source,
+                    error,
                 },
                 tls_used: false,
             })?;

@@ -4,6 +4,12 @@
 //! socket path) where one is known. The predicates ([`Error::is_auth_failure`],
 //! [`Error::is_transient`]…) decide from `io::ErrorKind` and SQLSTATE, never from message
 //! text.
+//!
+//! A message never repeats its source: print an error with [`chain`] (`error: source:
+//! source…`) to show the whole of it. The socket errors of [`Error::Resolve`],
+//! [`Error::Connect`] and [`Error::Io`] are the exception the other way round: their
+//! message words the operating system's error as libpq does, so it is kept in a field and
+//! is not a `source()`.
 
 use std::fmt;
 use std::io;
@@ -22,23 +28,21 @@ pub enum Error {
     /// A host name could not be resolved.
     #[error(
         "could not translate host name \"{host}\" to address: {}",
-        describe_io(source)
+        describe_io(error)
     )]
     Resolve {
         /// The host name.
         host: String,
-        /// Why.
-        #[source]
-        source: io::Error,
+        /// Why (worded in the message; not a `source()`).
+        error: io::Error,
     },
     /// The TCP or Unix-socket connection could not be made.
-    #[error("connection to {target} failed: {}", describe_io(source))]
+    #[error("connection to {target} failed: {}", describe_io(error))]
     Connect {
         /// `address:port` or the socket path.
         target: String,
-        /// Why.
-        #[source]
-        source: io::Error,
+        /// Why (worded in the message; not a `source()`).
+        error: io::Error,
     },
     /// `connect_timeout` expired before the connection was ready for queries.
     #[error("connection to {target} failed: timeout after {}s", timeout.as_secs())]
@@ -49,7 +53,7 @@ pub enum Error {
         timeout: Duration,
     },
     /// The TLS settings could not be turned into a TLS configuration.
-    #[error("connection to {target} failed: {source}")]
+    #[error("connection to {target} failed")]
     TlsConfig {
         /// `address:port`.
         target: String,
@@ -58,7 +62,7 @@ pub enum Error {
         source: TlsError,
     },
     /// The TLS handshake failed (certificate not trusted, name mismatch, protocol…).
-    #[error("connection to {target} failed: TLS handshake: {source}")]
+    #[error("connection to {target} failed: TLS handshake")]
     TlsHandshake {
         /// `address:port`.
         target: String,
@@ -93,7 +97,7 @@ pub enum Error {
     /// Startup or authentication failed: the server's error (wrong password, no
     /// `pg_hba.conf` entry, not allowed to replicate…), a channel-binding violation, or a
     /// SCRAM failure.
-    #[error("connection to {target} failed: {source}")]
+    #[error("connection to {target} failed")]
     Startup {
         /// `address:port` or the socket path.
         target: String,
@@ -142,15 +146,14 @@ pub enum Error {
     #[error("{0}")]
     Server(Box<ServerError>),
     /// Reading from or writing to an established connection failed.
-    #[error("could not {op} {target}: {}", describe_io(source))]
+    #[error("could not {op} {target}: {}", describe_io(error))]
     Io {
         /// `receive data from` or `send data to`.
         op: &'static str,
         /// `address:port` or the socket path.
         target: String,
-        /// Why.
-        #[source]
-        source: io::Error,
+        /// Why (worded in the message; not a `source()`).
+        error: io::Error,
     },
     /// The server closed the connection.
     #[error("server {target} closed the connection unexpectedly")]
@@ -164,14 +167,14 @@ pub enum Error {
     },
     /// A request could not be encoded (a NUL byte in a query, a slot name with `"`…);
     /// nothing was sent.
-    #[error("invalid request: {source}")]
+    #[error("invalid request")]
     Encode {
         /// What was wrong.
         #[source]
         source: ProtoError,
     },
     /// The server sent bytes that do not decode.
-    #[error("protocol error from {target}: {source}")]
+    #[error("protocol error from {target}")]
     Protocol {
         /// `address:port` or the socket path.
         target: String,
@@ -239,7 +242,7 @@ impl Error {
     /// whether every attempt was.
     pub fn is_connection_refused(&self) -> bool {
         match self {
-            Error::Connect { source, .. } => source.kind() == io::ErrorKind::ConnectionRefused,
+            Error::Connect { error, .. } => error.kind() == io::ErrorKind::ConnectionRefused,
             Error::AllFailed { attempts } => {
                 !attempts.is_empty() && attempts.iter().all(Error::is_connection_refused)
             }
@@ -252,8 +255,8 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         match self {
             Error::Timeout { .. } => true,
-            Error::Connect { source, .. } | Error::Io { source, .. } => {
-                source.kind() == io::ErrorKind::TimedOut
+            Error::Connect { error, .. } | Error::Io { error, .. } => {
+                error.kind() == io::ErrorKind::TimedOut
             }
             Error::AllFailed { attempts } => {
                 !attempts.is_empty() && attempts.iter().all(Error::is_timeout)
@@ -268,9 +271,9 @@ impl Error {
     /// [`Error::AllFailed`], whether every attempt was transient.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Resolve { source, .. }
-            | Error::Connect { source, .. }
-            | Error::Io { source, .. } => io_is_transient(source),
+            Error::Resolve { error, .. }
+            | Error::Connect { error, .. }
+            | Error::Io { error, .. } => io_is_transient(error),
             Error::Timeout { .. } | Error::Closed { .. } | Error::SessionAttrs { .. } => true,
             Error::Startup { source, .. } => {
                 source.server_error().is_some_and(ServerError::is_transient)
@@ -409,6 +412,42 @@ fn describe_io(e: &io::Error) -> String {
     words.to_owned()
 }
 
+/// Displays `e` and its sources, `error: source: source…`: the whole of an error whose
+/// message does not repeat its source (none of this workspace's errors does). Use it
+/// wherever an error is shown to people (a log line, a message that embeds it); an error
+/// handed on whole to `anyhow` is shown the same way by `{:#}`.
+///
+/// ```
+/// use std::io;
+/// use pgwalrus_client::error_chain;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("could not read the map")]
+/// struct NoMap(#[source] io::Error);
+///
+/// let e = NoMap(io::Error::other("the dog ate it"));
+/// assert_eq!(e.to_string(), "could not read the map");
+/// assert_eq!(error_chain(&e).to_string(), "could not read the map: the dog ate it");
+/// ```
+pub fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl fmt::Display + 'a {
+    Chain(e)
+}
+
+/// [`chain`]'s display.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
 struct ListFailures<'a>(&'a [Error]);
 
 impl fmt::Display for ListFailures<'_> {
@@ -420,7 +459,7 @@ impl fmt::Display for ListFailures<'_> {
             // Multi-line server messages (DETAIL/HINT) stay readable inline. Every attempt is
             // listed, a repeated one too: libpq reports the TLS and the plain attempt of
             // `sslmode=prefer` separately, and so do we.
-            write!(f, "{}", e.to_string().replace('\n', " "))?;
+            write!(f, "{}", chain(e).to_string().replace('\n', " "))?;
         }
         Ok(())
     }
@@ -433,7 +472,7 @@ mod tests {
     fn refused(target: &str) -> Error {
         Error::Connect {
             target: target.into(),
-            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+            error: io::Error::from(io::ErrorKind::ConnectionRefused),
         }
     }
 
@@ -483,6 +522,39 @@ mod tests {
             attempts: vec![refused("a:1"), refused("b:2")],
         };
         assert!(all_refused.is_connection_refused() && all_refused.is_transient());
+    }
+
+    #[test]
+    fn the_chain_shows_each_cause_once() {
+        let server =
+            ServerError::parse(b"SFATAL\0VFATAL\0C53300\0Msorry, too many clients already\0\0")
+                .unwrap();
+        let startup = Error::Startup {
+            target: "h:1".into(),
+            source: StartupError::Server(Box::new(server)),
+        };
+        assert_eq!(startup.to_string(), "connection to h:1 failed");
+        assert_eq!(
+            chain(&startup).to_string(),
+            "connection to h:1 failed: FATAL:  sorry, too many clients already"
+        );
+        // The socket errors are worded in the message, as libpq does, and not repeated.
+        let refused = refused("h:1");
+        assert!(std::error::Error::source(&refused).is_none());
+        assert_eq!(
+            chain(&refused).to_string(),
+            "connection to h:1 failed: connection refused"
+        );
+        let protocol = Error::Protocol {
+            target: "h:1".into(),
+            source: ProtoError::invalid("DataRow", "too short"),
+        };
+        let cause = std::error::Error::source(&protocol).unwrap().to_string();
+        assert!(!protocol.to_string().contains(&cause), "{protocol}");
+        assert_eq!(
+            chain(&protocol).to_string(),
+            format!("protocol error from h:1: {cause}")
+        );
     }
 
     #[test]

@@ -57,10 +57,10 @@ impl Framed {
             self.stream.flush().await
         }
         .await;
-        result.map_err(|source| Error::Io {
+        result.map_err(|error| Error::Io {
             op: "send data to",
             target: self.target.clone(),
-            source,
+            error,
         })
     }
 
@@ -86,10 +86,10 @@ impl Framed {
                 .stream
                 .read_buf(&mut self.read_buf)
                 .await
-                .map_err(|source| Error::Io {
+                .map_err(|error| Error::Io {
                     op: "receive data from",
                     target: self.target.clone(),
-                    source,
+                    error,
                 })?;
             if n == 0 {
                 return Ok(None);

@@ -212,10 +212,10 @@ async fn negotiate_tls(
     target: &str,
     attempt: TlsAttempt,
 ) -> Result<(Stream, Option<TlsInfo>, Option<Vec<u8>>), Error> {
-    let io_err = |source| Error::Io {
+    let io_err = |error| Error::Io {
         op: "send data to",
         target: target.to_owned(),
-        source,
+        error,
     };
     if attempt != TlsAttempt::Direct {
         let mut buf = BytesMut::new();
@@ -233,11 +233,11 @@ async fn negotiate_tls(
                     last_error: None,
                 });
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(Error::Io {
                     op: "receive data from",
                     target: target.to_owned(),
-                    source,
+                    error,
                 });
             }
         }
@@ -349,10 +349,10 @@ async fn startup(
         ChannelBinding::Prefer => ChannelBindingPolicy::Prefer,
         ChannelBinding::Require => ChannelBindingPolicy::Require,
     };
-    let nonce = fresh_nonce().map_err(|source| Error::Io {
+    let nonce = fresh_nonce().map_err(|error| Error::Io {
         op: "generate a SCRAM nonce for",
         target: target.clone(),
-        source,
+        error,
     })?;
     let mut settings = AuthSettings::new(&config.user, nonce).channel_binding(policy);
     if tls_used {
@@ -392,7 +392,7 @@ fn password_for(config: &Config, host: &HostSpec) -> Option<String> {
     if let Some(warning) = outcome.warning {
         static WARNED: AtomicBool = AtomicBool::new(false);
         if !WARNED.swap(true, Ordering::Relaxed) {
-            tracing::warn!("{warning}");
+            tracing::warn!("{}", crate::error::chain(&warning));
         }
     }
     outcome.password
@@ -541,7 +541,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::error::chain(&e).to_string(),
             "connection to db:1 failed: FATAL:  sorry, too many clients already"
         );
         assert!(e.is_transient());

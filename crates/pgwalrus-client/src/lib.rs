@@ -13,7 +13,8 @@
 //! - [`ReplicationStream`] (`replication.rs`): `START_REPLICATION` and the CopyBoth stream.
 //! - [`slot_row`] (`slots.rs`): a slot's row of `pg_replication_slots` over an ordinary
 //!   connection.
-//! - [`Error`] (`error.rs`): one error type with `is_auth_failure`, `is_transient`, … .
+//! - [`Error`] (`error.rs`): one error type with `is_auth_failure`, `is_transient`, … ;
+//!   [`error_chain`] prints any error with its sources.
 //! - `transport.rs`, `framed.rs`: sockets, keepalive, the plain/TLS stream, message I/O.
 //!
 //! # Example
@@ -55,7 +56,7 @@ mod transport;
 
 pub use connect::connect;
 pub use connection::{Connection, QueryResult, TlsInfo};
-pub use error::Error;
+pub use error::{Error, chain as error_chain};
 pub use handshake::MIN_SERVER_VERSION_NUM;
 pub use pgwalrus_proto::replication::{
     CreatedSlot, EndOfTimeline, PgTimestamp, SlotInfo, SystemIdentity, TimelineHistoryFile,

@@ -126,9 +126,9 @@ fn main() -> ExitCode {
         async move {
             let stream = own_startup(&address, &user, password.as_deref())
                 .await
-                .map_err(|source| ClientError::Connect {
+                .map_err(|error| ClientError::Connect {
                     target: address.clone(),
-                    source,
+                    error,
                 })?;
             Connection::adopt(stream, &server).await
         }

@@ -135,14 +135,7 @@ impl Error {
 
     /// The error and its causes on one line, `outer: inner: root`, for logs and status.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = self.source();
-        while let Some(e) = cause {
-            text.push_str(": ");
-            text.push_str(&e.to_string());
-            cause = e.source();
-        }
-        text
+        pgwalrus_client::error_chain(self).to_string()
     }
 }
 

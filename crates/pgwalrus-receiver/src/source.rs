@@ -120,9 +120,9 @@ where
         let opened = (self.open)();
         let (config, host) = (self.config.clone(), self.host.clone());
         async move {
-            let stream = opened.await.map_err(|source| ClientError::Connect {
+            let stream = opened.await.map_err(|error| ClientError::Connect {
                 target: label(&host),
-                source,
+                error,
             })?;
             Connection::handshake(stream, &config, &host).await
         }

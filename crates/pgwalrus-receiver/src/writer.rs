@@ -295,7 +295,10 @@ impl WriterHandle {
                 // Zero-ahead is only an optimisation; the WAL written is unchanged, and a
                 // real shortage of space shows on the next WAL write.
                 Err(e) if !e.is_poisoning() => {
-                    tracing::debug!("zero-ahead stopped for this segment: {e}");
+                    tracing::debug!(
+                        "zero-ahead stopped for this segment: {}",
+                        pgwalrus_client::error_chain(&e)
+                    );
                 }
                 Err(e) => {
                     events.push_back(Event::Failed(e));

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use pgwalrus_client::config::Config;
-use pgwalrus_client::{Connection, connect};
+use pgwalrus_client::{Connection, connect, error_chain};
 use pgwalrus_wal::Lsn;
 use pgwalrus_wal::names::SegmentName;
 
@@ -208,7 +208,7 @@ async fn slot_state(
                 // Without READ_REPLICATION_SLOT the view is the only source.
                 return Err(crate::connection::failure(e));
             }
-            state.sql_unavailable = Some(format!("{e}"));
+            state.sql_unavailable = Some(error_chain(&e).to_string());
         }
     }
     Ok(state)

@@ -36,27 +36,10 @@ impl Failure {
 }
 
 impl fmt::Display for Failure {
-    /// The whole chain, `outer: inner: root`, skipping a cause whose text the message
-    /// before it already contains (errors that describe their source inline).
+    /// The whole chain, `outer: inner: root`. No message repeats its source (the libraries'
+    /// errors leave their causes to the chain), so each cause shows once.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = String::new();
-        for cause in self.error.chain() {
-            let text = cause.to_string();
-            // io errors print as "Connection refused (os error 111)"; compare without the errno.
-            let bare = text
-                .split(" (os error")
-                .next()
-                .unwrap_or(&text)
-                .to_lowercase();
-            if shown.to_lowercase().contains(&bare) {
-                continue;
-            }
-            if !shown.is_empty() {
-                shown.push_str(": ");
-            }
-            shown.push_str(&text);
-        }
-        f.write_str(&shown)
+        write!(f, "{:#}", self.error)
     }
 }
 
@@ -69,16 +52,40 @@ mod tests {
 
     #[test]
     fn chain_is_printed_once() {
-        let io = std::io::Error::from_raw_os_error(111);
+        let refused = || std::io::Error::from_raw_os_error(111);
         let f = Failure::new(
             Exit::Connection,
-            anyhow::Error::new(io).context("connection to h:1 failed: connection refused"),
+            anyhow::Error::new(refused()).context("connection to h:1 failed"),
         );
         assert_eq!(
             f.to_string(),
-            "connection to h:1 failed: connection refused"
+            format!("connection to h:1 failed: {}", refused())
         );
         let f = Failure::new(Exit::Io, anyhow::anyhow!("root").context("outer"));
         assert_eq!(f.to_string(), "outer: root");
+        // No text is compared: a message that repeated its cause would show it twice.
+        let f = Failure::new(Exit::Io, anyhow::anyhow!("root").context("outer: root"));
+        assert_eq!(f.to_string(), "outer: root: root");
+    }
+
+    #[test]
+    fn a_library_error_shows_its_cause_once() {
+        let dir = std::env::temp_dir().join(format!("pgwalrus-failure-{}", std::process::id()));
+        let name = pgwalrus_wal::names::FileName::parse(
+            "000000010000000000000001",
+            pgwalrus_wal::WalSegSize::DEFAULT,
+        )
+        .unwrap();
+        let e = pgwalrus_archive::reader::read_file(&pgwalrus_archive::StdFs::new(), &dir, &name)
+            .unwrap_err();
+        // "No such file or directory (os error 2)", printed once, after the message.
+        let os = std::error::Error::source(&e).unwrap().to_string();
+        let f = Failure::new(Exit::Io, e);
+        let text = f.to_string();
+        assert!(
+            text.starts_with("could not open ") && text.ends_with(&format!(": {os}")),
+            "{text}"
+        );
+        assert_eq!(text.matches(&os).count(), 1, "{text}");
     }
 }

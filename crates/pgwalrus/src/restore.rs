@@ -33,6 +33,7 @@ use std::path::Path;
 
 use pgwalrus_archive::durable::{self, Durability, StagedFile};
 use pgwalrus_archive::{ArchiveFile as _, StdFs, reader};
+use pgwalrus_client::error_chain;
 use pgwalrus_wal::names::{FileName, HistoryName, SegmentName};
 use tracing::{info, warn};
 
@@ -69,8 +70,9 @@ pub fn run(args: &RestoreArgs) -> Outcome {
         )
         .map_err(|e| {
             abort(format!(
-                "prefetch worker for \"{}\": {e}",
-                spool_dir.display()
+                "prefetch worker for \"{}\": {}",
+                spool_dir.display(),
+                error_chain(&e)
             ))
         });
     }
@@ -121,8 +123,9 @@ fn not_found(message: String) -> Failure {
 fn stage(fs: &StdFs, asked: &str, target: &Path) -> Result<StagedFile<std::fs::File>, Failure> {
     durable::stage_beside(fs, target).map_err(|e| {
         abort(format!(
-            "cannot restore {asked}: cannot write beside \"{}\": {e}",
-            target.display()
+            "cannot restore {asked}: cannot write beside \"{}\": {}",
+            target.display(),
+            error_chain(&e)
         ))
     })
 }
@@ -130,7 +133,7 @@ fn stage(fs: &StdFs, asked: &str, target: &Path) -> Result<StagedFile<std::fs::F
 fn install(fs: &StdFs, asked: &str, staged: StagedFile<std::fs::File>) -> Result<(), Failure> {
     durable::install_staged(fs, staged, Durability::Fsync)
         .map(drop)
-        .map_err(|e| abort(format!("cannot restore {asked}: {e}")))
+        .map_err(|e| abort(format!("cannot restore {asked}: {}", error_chain(&e))))
 }
 
 fn restore_segment(
@@ -211,7 +214,10 @@ fn restore_segment(
 
 fn advance(fs: &StdFs, spool: &spool::Spool, served: SegmentName, dir: &Path, depth: u32) {
     if let Err(e) = spool.advance(fs, served, dir, depth) {
-        warn!("--prefetch: cannot start prefetching after {served}: {e}");
+        warn!(
+            "--prefetch: cannot start prefetching after {served}: {}",
+            error_chain(&e)
+        );
     }
 }
 
@@ -274,7 +280,12 @@ fn restore_backup_history(fs: &StdFs, dir: &Path, wanted: &FileName, target: &Pa
                 dir.display()
             )));
         }
-        Err(e) => return Err(abort(format!("cannot restore {asked}: {e}"))),
+        Err(e) => {
+            return Err(abort(format!(
+                "cannot restore {asked}: {}",
+                error_chain(&e)
+            )));
+        }
     };
     write_whole(fs, &asked, &content, target)?;
     info!("restored {asked} into \"{}\"", target.display());

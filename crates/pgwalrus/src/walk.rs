@@ -166,9 +166,7 @@ fn run(
             )
         })?;
     let plan = plan(&fs, dir, seg_size, options.timeline).map_err(|e| match e {
-        PlanError::BadHistory { .. } | PlanError::CompressedHistory { .. } => {
-            Failure::new(Exit::Config, e)
-        }
+        PlanError::BadHistory { .. } => Failure::new(Exit::Config, e),
         other => Failure::new(Exit::Io, other),
     })?;
     let mut summary = Summary {

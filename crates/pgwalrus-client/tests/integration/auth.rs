@@ -48,7 +48,7 @@ async fn wrong_password_fails_with_the_servers_message() {
             .server_error()
             .unwrap_or_else(|| panic!("{user}: no server error in {e}"));
         assert_eq!(server.code().code(), "28P01");
-        let text = e.to_string();
+        let text = chain(&e);
         assert!(
             text.contains(&format!(
                 "FATAL:  password authentication failed for user \"{user}\""
@@ -66,7 +66,7 @@ async fn prefer_retries_without_tls_after_a_rejection_like_libpq() {
     let c = cluster();
     let e = connect_err(&repl(&c, SCRAM_USER, "password=wrong")).await;
     assert!(e.is_auth_failure());
-    let text = e.to_string();
+    let text = chain(&e);
     assert_eq!(
         text.matches("password authentication failed").count(),
         2,
@@ -79,7 +79,7 @@ async fn missing_password_is_an_auth_failure() {
     let c = cluster();
     let e = connect_err(&repl(&c, SCRAM_USER, "sslmode=disable")).await;
     assert!(e.is_auth_failure(), "{e}");
-    assert!(e.to_string().contains("no password supplied"), "{e}");
+    assert!(chain(&e).contains("no password supplied"), "{}", chain(&e));
     // Trust needs none, and the password file is never consulted for it.
     connect_ok(&repl(
         &c,
@@ -117,7 +117,7 @@ async fn pgpass_supplies_the_password_when_asked() {
         &format!("sslmode=disable passfile={}", open.display()),
     ))
     .await;
-    assert!(e.to_string().contains("no password supplied"), "{e}");
+    assert!(chain(&e).contains("no password supplied"), "{}", chain(&e));
     // An explicit password wins over the file.
     let bad = passfile(dir, "*:*:*:*:wrong\n", 0o600);
     connect_ok(&repl(
@@ -139,7 +139,11 @@ async fn role_without_replication_gets_the_servers_permission_error() {
         .server_error()
         .unwrap_or_else(|| panic!("no server error: {e}"));
     assert_eq!(server.code().code(), "42501", "{e}");
-    assert!(e.to_string().to_lowercase().contains("replication"), "{e}");
+    assert!(
+        chain(&e).to_lowercase().contains("replication"),
+        "{}",
+        chain(&e)
+    );
     assert!(!e.is_auth_failure(), "{e}");
     // The same role may open an ordinary session.
     connect_ok(&format!(

@@ -93,12 +93,5 @@ pub(crate) fn dead_port() -> u16 {
 
 /// The full error text, sources included.
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
+    pgwalrus_client::error_chain(e).to_string()
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use pgwalrus_archive::identity::{Finding, first_page, first_page_compressed};
 use pgwalrus_archive::{ArchiveFile, ArchiveFs, ArchiveStream, Error as ArchiveError, reader};
+use pgwalrus_client::error_chain;
 use pgwalrus_wal::history::TimelineHistory;
 use pgwalrus_wal::names::{FileName, HistoryName, SegmentName};
 use pgwalrus_wal::page::LONG_HEADER_LEN;
@@ -49,9 +50,9 @@ fn archive_problem(e: &ArchiveError) -> Problem {
     if e.is_not_found() {
         Problem::Vanished
     } else if e.io_error().is_some() {
-        Problem::Io(e.to_string())
+        Problem::Io(error_chain(e).to_string())
     } else {
-        Problem::Damaged(e.to_string())
+        Problem::Damaged(error_chain(e).to_string())
     }
 }
 
@@ -222,7 +223,8 @@ fn end_of_complete<F: ArchiveFs>(
     }
     match stream {
         Some((mut s, is_partial)) => {
-            let mut read = |buf: &mut [u8]| s.read_chunk(buf).map_err(|e| e.to_string());
+            let mut read =
+                |buf: &mut [u8]| s.read_chunk(buf).map_err(|e| error_chain(&e).to_string());
             check
                 .end_complete(Some((&mut read, is_partial)))
                 .map_err(Problem::Damaged)

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use pgwalrus_archive::durable::{self, Durability};
 use pgwalrus_archive::plan::plan;
 use pgwalrus_archive::{ArchiveFile as _, StdFs};
+use pgwalrus_client::error_chain;
 use pgwalrus_wal::WalSegSize;
 use pgwalrus_wal::names::{FileName, SegmentName};
 use pgwalrus_wal::page::LONG_HEADER_LEN;
@@ -141,7 +142,11 @@ impl Spool {
                 }
             }
             Err(e) => {
-                debug!("prefetched {} not taken: {e}", path.display());
+                debug!(
+                    "prefetched {} not taken: {}",
+                    path.display(),
+                    error_chain(&e)
+                );
                 None
             }
         }
@@ -263,14 +268,14 @@ fn spooled_name(path: &Path, wanted: SegmentName) -> Result<Option<SegmentName>,
 /// Copies a whole spooled file to `target` through a staged file.
 fn copy_file(fs: &StdFs, from: &Path, target: &Path) -> Result<(), String> {
     let data = std::fs::read(from).map_err(|e| e.to_string())?;
-    let staged = durable::stage_beside(fs, target).map_err(|e| e.to_string())?;
+    let staged = durable::stage_beside(fs, target).map_err(|e| error_chain(&e).to_string())?;
     if let Err(e) = staged.file.write_all_at(&data, 0) {
         let _ = durable::discard_staged(fs, staged);
         return Err(e.to_string());
     }
     durable::install_staged(fs, staged, Durability::Fsync)
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| error_chain(&e).to_string())
 }
 
 fn into_io(e: pgwalrus_archive::Error) -> io::Error {
@@ -385,11 +390,12 @@ fn plan_window(fs: &StdFs, archive: &Path, at: SegmentName, depth: u32) -> Vec<S
 /// Checks and spools one segment.
 fn spool_one(fs: &StdFs, archive: &Path, spool: &Spool, name: SegmentName) -> Result<(), Problem> {
     let target = spool.segment_path(name);
-    let staged = durable::stage_beside(fs, &target).map_err(|e| Problem::Io(e.to_string()))?;
+    let staged =
+        durable::stage_beside(fs, &target).map_err(|e| Problem::Io(error_chain(&e).to_string()))?;
     match copy::copy_segment(fs, archive, name, &staged.file, &staged.temp_path) {
         Ok(_) => durable::install_staged(fs, staged, Durability::Fsync)
             .map(drop)
-            .map_err(|e| Problem::Io(e.to_string())),
+            .map_err(|e| Problem::Io(error_chain(&e).to_string())),
         Err(problem) => {
             let _ = durable::discard_staged(fs, staged);
             Err(problem)

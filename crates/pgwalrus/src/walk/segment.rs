@@ -8,6 +8,7 @@ use std::path::Path;
 
 use pgwalrus_archive::plan::PlannedSegment;
 use pgwalrus_archive::{SegmentReader, StdFs, reader};
+use pgwalrus_client::error_chain;
 use pgwalrus_wal::decoder::{
     BorrowedFeed, DecodeError, EndOfWal, EndReason, Expectations, WalDecoder,
 };
@@ -324,7 +325,7 @@ impl Walker {
             file: Some(name.clone()),
             offset: None,
             lsn: Some(start),
-            message: format!("{e}"),
+            message: error_chain(&e).to_string(),
         };
         let source = match Source::open(ctx, segment, buf) {
             Ok(source) => source,

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use pgwalrus_archive::CompressionSpec;
+use pgwalrus_archive::compress::{Compression, Encoder};
 use pgwalrus_wal::names::SegmentName;
 use pgwalrus_wal::testutil::{Body, Image, PAGE, WalWriter, rel};
 use pgwalrus_wal::{SegNo, TimeLineId};
@@ -134,6 +136,28 @@ fn archive_of(wal: &[u8], damage: &Damage) -> Dir {
     Dir(dir)
 }
 
+/// Replaces every segment file of `dir` by its copy compressed with `method` (one finished
+/// stream, as `receive -Z` writes), so the archive holds compressed files only.
+fn compress_all(dir: &Dir, method: Compression) {
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let path = entry.unwrap().path();
+        let text = path.file_name().unwrap().to_str().unwrap();
+        let Ok(FileName::Segment(name)) = FileName::parse(text, SEG) else {
+            continue;
+        };
+        let mut e = Encoder::new(
+            method,
+            CompressionSpec::default_for(method).effective_level(),
+        )
+        .unwrap();
+        e.write(&std::fs::read(&path).unwrap()).unwrap();
+        e.finish().unwrap();
+        let compressed = name.with_compression(Some(method)).to_string();
+        std::fs::write(dir.0.join(compressed), e.output()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
 /// Problems and totals of a walk in `mode`.
 fn outcome(dir: &Dir, mode: Mode, start: Option<Lsn>) -> (Vec<Problem>, [Option<String>; 6]) {
     let options = WalkOptions {
@@ -191,6 +215,67 @@ fn a_clean_archive_has_no_problems_either_way() {
                 None
             ),
             sequential
+        );
+    }
+}
+
+#[test]
+fn an_archive_of_compressed_segments_only_is_walked_like_a_plain_one() {
+    // What `receive -Z` leaves in an empty directory: no plain file to read the segment
+    // size from. The last file is a `.partial`.
+    let damage = Damage {
+        flips: vec![],
+        missing: None,
+        truncated: None,
+        zero_page: None,
+        partial_last: true,
+    };
+    let plain = outcome(&archive(&damage), Mode::Records, None);
+    assert!(plain.0.is_empty(), "{:?}", plain.0);
+    assert_eq!(plain.1[0].as_deref(), Some("6"));
+    for method in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+        let dir = archive(&damage);
+        compress_all(&dir, method);
+        let options = WalkOptions {
+            dir: dir.0.clone(),
+            ..WalkOptions::default()
+        };
+        // `dump` and `verify` as the commands call them.
+        let mut names = Vec::new();
+        let mut records = 0u64;
+        let dumped = walk(&options, |event| match event {
+            Event::Segment { name, .. } => names.push(name.to_owned()),
+            Event::Record(..) => records += 1,
+            Event::Problem(p) => panic!("{method}: {p:?}"),
+        })
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(dumped.segments, 6, "{method}");
+        assert_eq!(Some(records.to_string()), plain.1[1], "{method}");
+        assert!(
+            names.iter().all(|n| n.contains(method.suffix())),
+            "{names:?}"
+        );
+        let checked = check(&options, |event| {
+            if let Event::Problem(p) = event {
+                panic!("{method}: {p:?}");
+            }
+        })
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(checked.problems, 0, "{method}");
+        // Problems and totals as for the plain archive, whatever the walk.
+        assert_eq!(outcome(&dir, Mode::Records, None), plain, "{method}");
+        assert_eq!(
+            outcome(
+                &dir,
+                Mode::Check {
+                    threads: 2,
+                    run_len: Some(2),
+                    read_chunk: 8192
+                },
+                None
+            ),
+            plain,
+            "{method}"
         );
     }
 }

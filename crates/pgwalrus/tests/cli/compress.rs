@@ -299,6 +299,10 @@ fn every_method_writes_files_the_standard_tools_decompress_to_the_servers_segmen
     }
     for ((_, suffix, _), dir) in METHODS.iter().zip(&dirs) {
         assert_archive(&f, dir, &[suffix], 3);
+        // The directory was empty: `verify` finds the segment size in compressed files.
+        let run = pgwalrus(&f.home, &["verify", dir.to_str().unwrap()], &[]);
+        run.expect_code(0);
+        assert!(run.stdout.contains("no problems"), "{}", run.stdout);
         // The clean stop finished the `.partial`'s stream: its tool reads it too.
         let all = files(dir, f.seg_size);
         let partial = all.last().expect("files");
