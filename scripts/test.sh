@@ -55,6 +55,6 @@ PGWALRUS_PG_BINDIR="${BINDIR[15]:-/usr/lib/postgresql/15/bin}" cargo test --work
 for major in $MAJORS; do
     [ "$major" = 15 ] && continue
     log "integration tests against PostgreSQL $major (${BINDIR[$major]})"
-    PGWALRUS_PG_BINDIR="${BINDIR[$major]}" cargo test --workspace --locked --test integration --test cli --test harness
+    PGWALRUS_PG_BINDIR="${BINDIR[$major]}" cargo test --workspace --locked --test integration --test cli --test harness --test engine
 done
 log "all tests passed"

@@ -1,6 +1,7 @@
 //! The receiver's policy, sans-IO: what to report to the server and when, when to ask the
-//! writer for an fsync, and when to stop. Time is an argument; the driver owns the clock,
-//! the socket and the writer, and carries out the [`Action`]s this returns.
+//! writer for an fsync, and when to stop. Time is an argument; the session loop
+//! (`stream.rs`) owns the clock, the socket and the writer, and carries out the [`Action`]s
+//! this returns.
 //!
 //! The rules (pg_receivewal's, where it is right):
 //! - `write` = end of the last byte the writer handed to the operating system (not merely
@@ -31,7 +32,7 @@ pub struct FeedbackPolicy {
     pub synchronous: bool,
 }
 
-/// What the driver must do next, in order.
+/// What the session loop must do next, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Ask the writer to fsync everything written so far; it answers with the durable LSN,

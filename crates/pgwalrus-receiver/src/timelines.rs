@@ -1,6 +1,6 @@
 //! Timelines at the start of a session, sans-IO: where to stream when the server is on
 //! another timeline than the archive, and whether the archive's history files agree with
-//! the server's. The driver fetches the server's history files and lists the archive; this
+//! the server's. `start.rs` fetches the server's history files and lists the archive; this
 //! decides.
 //!
 //! # Rules

@@ -453,7 +453,7 @@ mod tests {
             assert!(!w.flush_due() && !w.idle_due());
             let mut at = START;
             data(&mut w, &mut at, 1).await;
-            // Written, not yet durable; nothing is said before the group flush (the driver
+            // Written, not yet durable; nothing is said before the group flush (the session loop
             // polls it before the idle work, which is due too: a new segment).
             assert!(w.flush_due() && !w.flush_overdue() && w.idle_due());
             w.group_flush();
