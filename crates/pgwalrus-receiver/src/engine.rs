@@ -223,7 +223,126 @@ fn panicked() -> StopReason {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use pgwalrus_client::Error as ClientError;
+
     use super::*;
+    use crate::source::FromFn;
+
+    type Attempts = Arc<Mutex<Vec<tokio::time::Instant>>>;
+
+    /// A source whose every connection attempt fails with `error()`, noting when it was made.
+    fn failing(attempts: &Attempts, error: fn() -> ClientError) -> impl ConnectionSource + use<> {
+        let attempts = attempts.clone();
+        FromFn::new(move || {
+            attempts.lock().unwrap().push(tokio::time::Instant::now());
+            async move { Err(error()) }
+        })
+    }
+
+    fn closed() -> ClientError {
+        ClientError::Closed {
+            target: "db1:5432".to_owned(),
+            last_error: None,
+        }
+    }
+
+    fn settings() -> ReceiveSettings {
+        ReceiveSettings::new("/nonexistent-archive")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnects_back_off_doubling_to_the_cap_and_a_shutdown_ends_the_wait() {
+        let attempts = Attempts::default();
+        let (trigger, shutdown) = Shutdown::new();
+        let (status_tx, status) = status::channel();
+        let engine = tokio::spawn(run(
+            settings(),
+            failing(&attempts, closed),
+            shutdown,
+            status_tx,
+        ));
+        while attempts.lock().unwrap().len() < 8 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        {
+            let s = status.borrow();
+            assert_eq!(s.state, State::Waiting);
+            assert!(
+                s.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("db1:5432")),
+                "{s:?}"
+            );
+        }
+        trigger.trigger();
+        let stopped = engine.await.unwrap().expect("a clean stop");
+        assert_eq!(
+            stopped,
+            Stopped::Shutdown {
+                flushed: pgwalrus_wal::Lsn::INVALID
+            }
+        );
+        assert_eq!(status.borrow().state, State::Stopped);
+        let at = attempts.lock().unwrap().clone();
+        let gaps: Vec<u64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+        assert_eq!(gaps[..7], [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_loop_the_first_failure_stops_the_engine_as_a_connection_problem() {
+        let attempts = Attempts::default();
+        let mut once = settings();
+        once.no_loop = true;
+        let (status_tx, _status) = status::channel();
+        let reason = run(
+            once,
+            failing(&attempts, closed),
+            Shutdown::never(),
+            status_tx,
+        )
+        .await
+        .expect_err("stops");
+        assert_eq!(reason.kind, StopKind::Connection);
+        assert_eq!(attempts.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_retrying_cannot_fix_stops_at_once_with_its_reason() {
+        let attempts = Attempts::default();
+        let (status_tx, status) = status::channel();
+        let reason = run(
+            settings(),
+            failing(&attempts, || ClientError::NoHosts),
+            Shutdown::never(),
+            status_tx,
+        )
+        .await
+        .expect_err("stops");
+        assert_eq!(reason.kind, StopKind::Config);
+        assert_eq!(attempts.lock().unwrap().len(), 1);
+        let s = status.borrow();
+        assert_eq!(s.state, State::Stopped);
+        assert_eq!(s.last_error.as_deref(), Some(reason.error.chain().as_str()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_while_connecting_stops_cleanly() {
+        let (trigger, shutdown) = Shutdown::new();
+        let (status_tx, status) = status::channel();
+        let hanging = FromFn::new(|| {
+            std::future::pending::<Result<pgwalrus_client::Connection, ClientError>>()
+        });
+        let engine = tokio::spawn(run(settings(), hanging, shutdown, status_tx));
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(status.borrow().state, State::Starting);
+        trigger.trigger();
+        assert!(matches!(
+            engine.await.unwrap(),
+            Ok(Stopped::Shutdown { .. })
+        ));
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap_and_starts_over_after_a_reset() {

@@ -22,6 +22,7 @@ use crate::settings::ReceiveSettings;
 use crate::shutdown::Shutdown;
 use crate::start::{Prepared, history_if_missing};
 use crate::status::{State, StatusSender};
+use crate::timelines;
 use crate::verify::{StreamVerifier, stream_history};
 use crate::writer::{Command, Event, WriterHandle};
 
@@ -290,19 +291,15 @@ impl Session<'_> {
         next_start: Lsn,
     ) -> Result<ReplicationStream, SessionError> {
         let (tli, write) = (self.tli, self.core.received_lsn());
-        if next_tli <= tli || next_start > write {
-            return Err(SessionError::fatal(
-                StopKind::Connection,
-                Error::msg(format!(
-                    "server reported new timeline {next_tli} starting at {next_start}, but we were on timeline {tli} and received up to {write}"
-                )),
-            ));
-        }
-        let start = next_start.segment_start(self.seg_size);
-        let kept = if next_start.is_segment_start(self.seg_size) {
-            ""
-        } else {
+        let switch = timelines::follow_switch(tli, write, next_tli, next_start, self.seg_size)
+            .map_err(|refused| {
+                SessionError::fatal(StopKind::Connection, Error::msg(refused.to_string()))
+            })?;
+        let start = switch.start;
+        let kept = if switch.keeps_partial {
             " (its last segment stays .partial)"
+        } else {
+            ""
         };
         info!(
             "end of timeline {tli}: server {} switched to timeline {next_tli} at {next_start}; \

@@ -241,6 +241,71 @@ pub fn list(timelines: &[TimeLineId]) -> String {
         .join(", ")
 }
 
+/// Where streaming continues after the server ended the timeline being streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch {
+    /// The next timeline.
+    pub tli: TimeLineId,
+    /// Where to stream it from: the segment start of the switch point.
+    pub start: Lsn,
+    /// The switch point is inside a segment: the old timeline's last segment stays
+    /// `.partial` (recovery reads that segment from the new timeline).
+    pub keeps_partial: bool,
+}
+
+/// An end-of-timeline message that cannot be followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchRefused {
+    /// The timeline being streamed.
+    pub tli: TimeLineId,
+    /// What was received of it.
+    pub received: Lsn,
+    /// The timeline the server named.
+    pub next_tli: TimeLineId,
+    /// Where the server said it starts.
+    pub next_start: Lsn,
+}
+
+impl fmt::Display for SwitchRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "server reported new timeline {} starting at {}, but we were on timeline {} and received up to {}",
+            self.next_tli, self.next_start, self.tli, self.received
+        )
+    }
+}
+
+/// The server ended timeline `tli`, of which WAL up to `received` arrived, and named
+/// `next_tli` starting at `next_start`. Followed when the next timeline is newer and starts
+/// at or before what was received (the server sends the old timeline up to the switch
+/// point, never less); refused otherwise — a server that goes back in timelines, or claims a
+/// switch beyond the WAL it sent, would leave a gap or two histories in one archive.
+///
+/// # Errors
+/// [`SwitchRefused`] naming both timelines and positions.
+pub fn follow_switch(
+    tli: TimeLineId,
+    received: Lsn,
+    next_tli: TimeLineId,
+    next_start: Lsn,
+    seg_size: WalSegSize,
+) -> Result<Switch, SwitchRefused> {
+    if next_tli <= tli || next_start > received {
+        return Err(SwitchRefused {
+            tli,
+            received,
+            next_tli,
+            next_start,
+        });
+    }
+    Ok(Switch {
+        tli: next_tli,
+        start: next_start.segment_start(seg_size),
+        keeps_partial: !next_start.is_segment_start(seg_size),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,5 +502,44 @@ mod tests {
         assert_eq!(h.entries()[0].switch_point, lsn("0/6800120"));
         assert!(history_of(&three(), tli(5)).is_none());
         assert!(history_of(&three(), tli(1)).unwrap().entries().is_empty());
+    }
+
+    #[test]
+    fn a_timeline_switch_is_followed_only_forward_and_within_what_was_received() {
+        // (tli, received, next tli, next start) -> Some((start, keeps_partial)) or refused
+        let cases = [
+            (1, "0/6800120", 2, "0/6800120", Some(("0/6000000", true))),
+            (1, "0/7000000", 2, "0/6800120", Some(("0/6000000", true))),
+            (2, "0/9000000", 3, "0/9000000", Some(("0/9000000", false))),
+            (1, "0/6800120", 5, "0/6000000", Some(("0/6000000", false))),
+            // Backwards or sideways in timelines.
+            (2, "0/9000000", 2, "0/9000000", None),
+            (3, "0/9000000", 2, "0/9000000", None),
+            // A switch point beyond what the server sent.
+            (1, "0/6800000", 2, "0/6800120", None),
+        ];
+        for (old, received, next, at, expected) in cases {
+            let got = follow_switch(tli(old), lsn(received), tli(next), lsn(at), SEG);
+            match expected {
+                Some((start, keeps_partial)) => assert_eq!(
+                    got,
+                    Ok(Switch {
+                        tli: tli(next),
+                        start: lsn(start),
+                        keeps_partial
+                    }),
+                    "{old} {received} -> {next} {at}"
+                ),
+                None => {
+                    let refused = got.expect_err("refused");
+                    assert!(
+                        refused
+                            .to_string()
+                            .contains(&format!("new timeline {next} starting at {at}")),
+                        "{refused}"
+                    );
+                }
+            }
+        }
     }
 }
