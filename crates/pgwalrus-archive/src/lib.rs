@@ -24,6 +24,9 @@
 //!   flushed to a decodable boundary at every sync, and decoders tolerant of torn tails.
 //! * [`writer`] — [`ArchiveWriter`]: streamed WAL into segment files (compressed or not),
 //!   with contiguity checks, write and flush positions, and poisoning.
+//! * [`sink`] — [`WalSink`]: the write side at the level of WAL (start, write at an LSN,
+//!   sync to a durable LSN, close the partial segment, write a history file), which
+//!   [`ArchiveWriter`] implements and a receive loop is written against.
 //! * [`resume`] — the directory scan that says where to resume ([`ResumePoint`]).
 //! * [`identity`] — the cluster guard: system identifier and segment size from the
 //!   archive's page headers, checked against the server's.
@@ -80,6 +83,7 @@ pub mod identity;
 pub mod plan;
 pub mod reader;
 pub mod resume;
+pub mod sink;
 pub mod writer;
 
 #[cfg(test)]
@@ -92,6 +96,7 @@ pub use fs::{ArchiveFile, ArchiveFs, SimFs, StdFs};
 pub use identity::ArchiveIdentity;
 pub use reader::{ArchiveStream, SegmentReader};
 pub use resume::{DirScan, FoundSegment, ResumePoint};
+pub use sink::WalSink;
 pub use writer::{ArchiveWriter, Written};
 
 #[cfg(test)]
@@ -109,6 +114,7 @@ mod tests {
             ("compress/decode.rs", include_str!("compress/decode.rs")),
             ("compress/file.rs", include_str!("compress/file.rs")),
             ("resume.rs", include_str!("resume.rs")),
+            ("sink.rs", include_str!("sink.rs")),
             ("identity.rs", include_str!("identity.rs")),
             ("reader.rs", include_str!("reader.rs")),
             ("error.rs", include_str!("error.rs")),

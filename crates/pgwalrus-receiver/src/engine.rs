@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use pgwalrus_archive::{ArchiveFs, StdFs};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
@@ -53,6 +54,12 @@ impl Backoff {
     }
 }
 
+/// A file system the engine can keep its archive on: [`StdFs`], or the crash simulator
+/// ([`SimFs`](pgwalrus_archive::SimFs)) in tests.
+pub trait EngineFs: ArchiveFs<File: Send> + Clone + Send + Sync + 'static {}
+
+impl<F: ArchiveFs<File: Send> + Clone + Send + Sync + 'static> EngineFs for F {}
+
 /// Runs the receive loop on the current task until a clean stop or a reason to stop.
 ///
 /// Each session asks `source` for a new connection, prepares the start point and streams;
@@ -70,6 +77,21 @@ impl Backoff {
 /// A [`StopReason`] whose [`StopKind`] says why.
 pub async fn run<S: ConnectionSource>(
     settings: ReceiveSettings,
+    source: S,
+    shutdown: Shutdown,
+    status: StatusSender,
+) -> Result<Stopped, StopReason> {
+    run_on(StdFs::new(), settings, source, shutdown, status).await
+}
+
+/// [`run`] with the archive directory on the file system `fs` (the crash simulator in
+/// tests: the same loop, cut off at any sync point).
+///
+/// # Errors
+/// A [`StopReason`] whose [`StopKind`] says why.
+pub async fn run_on<F: EngineFs, S: ConnectionSource>(
+    fs: F,
+    settings: ReceiveSettings,
     mut source: S,
     mut shutdown: Shutdown,
     status: StatusSender,
@@ -78,7 +100,7 @@ pub async fn run<S: ConnectionSource>(
         s.conninfo = source.conninfo();
         s.slot_name.clone_from(&settings.slot);
     });
-    let result = receive(&settings, &mut source, &mut shutdown, &status).await;
+    let result = receive(&fs, &settings, &mut source, &mut shutdown, &status).await;
     status.send_modify(|s| {
         s.state = State::Stopped;
         if let Err(reason) = &result {
@@ -89,7 +111,8 @@ pub async fn run<S: ConnectionSource>(
     result
 }
 
-async fn receive<S: ConnectionSource>(
+async fn receive<F: EngineFs, S: ConnectionSource>(
+    fs: &F,
     settings: &ReceiveSettings,
     source: &mut S,
     shutdown: &mut Shutdown,
@@ -104,11 +127,11 @@ async fn receive<S: ConnectionSource>(
             flushed: status.borrow().flushed_lsn,
         };
         let prepared = tokio::select! {
-            prepared = prepare(settings, source, &mut carried) => prepared,
+            prepared = prepare(fs, settings, source, &mut carried) => prepared,
             () = shutdown.triggered() => return Ok(stopped),
         };
         let outcome = match prepared {
-            Ok(prepared) => session(settings, prepared, shutdown, status).await,
+            Ok(prepared) => session(fs, settings, prepared, shutdown, status).await,
             Err(e) => Err(e),
         };
         let (error, progressed) = match outcome {
@@ -146,7 +169,8 @@ async fn receive<S: ConnectionSource>(
     }
 }
 
-/// An engine running on a thread of its own (see the [module documentation](self)).
+/// An engine running on a thread of its own, with its own current-thread runtime (see
+/// [`spawn`]).
 #[derive(Debug)]
 pub struct Engine {
     status: StatusReceiver,
@@ -156,10 +180,28 @@ pub struct Engine {
 
 /// Starts an engine on a new thread named `name`, with a current-thread runtime of its own.
 ///
+/// One thread per engine is the rule: in synchronous mode the writer fsyncs inline on the
+/// engine's thread, and on a thread of its own that stalls only its own server's socket,
+/// never another engine's.
+///
 /// # Errors
 /// The thread or its runtime could not be created.
 pub fn spawn<S: ConnectionSource>(
     name: &str,
+    settings: ReceiveSettings,
+    source: S,
+    shutdown: Shutdown,
+) -> std::io::Result<Engine> {
+    spawn_on(name, StdFs::new(), settings, source, shutdown)
+}
+
+/// [`spawn`] with the archive directory on the file system `fs`.
+///
+/// # Errors
+/// The thread or its runtime could not be created.
+pub fn spawn_on<F: EngineFs, S: ConnectionSource>(
+    name: &str,
+    fs: F,
     settings: ReceiveSettings,
     source: S,
     shutdown: Shutdown,
@@ -172,7 +214,7 @@ pub fn spawn<S: ConnectionSource>(
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            let result = runtime.block_on(run(settings, source, shutdown, status_tx));
+            let result = runtime.block_on(run_on(fs, settings, source, shutdown, status_tx));
             let _ = done_tx.send(result);
         })?;
     Ok(Engine {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use pgwalrus_archive::{ArchiveFs as _, StdFs, durable, identity, reader, resume};
+use pgwalrus_archive::{ArchiveFs, durable, identity, reader, resume};
 use pgwalrus_client::{Connection, SlotRow, SqlState, SystemIdentity};
 use pgwalrus_wal::history::TimelineHistory;
 use pgwalrus_wal::names::{Compression, FileName, HistoryName, SegmentName};
@@ -17,6 +17,7 @@ use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tracing::{debug, info, warn};
 
 use crate::classify::{SessionError, archive_error, client_error};
+use crate::engine::EngineFs;
 use crate::error::{Error, StopKind};
 use crate::settings::ReceiveSettings;
 use crate::source::ConnectionSource;
@@ -55,18 +56,19 @@ struct ArchiveNames {
 }
 
 /// The steps of a session's start, over one connection.
-struct Start<'a> {
+struct Start<'a, F> {
     settings: &'a ReceiveSettings,
     conn: Connection,
     identity: SystemIdentity,
     seg_size: WalSegSize,
-    fs: StdFs,
+    fs: &'a F,
     names: ArchiveNames,
     server_history: ServerHistory,
 }
 
 /// Connects through `source` and prepares a session (see the module documentation).
-pub(crate) async fn prepare<S: ConnectionSource>(
+pub(crate) async fn prepare<F: EngineFs, S: ConnectionSource>(
+    fs: &F,
     settings: &ReceiveSettings,
     source: &mut S,
     carried: &mut Carried,
@@ -81,9 +83,8 @@ pub(crate) async fn prepare<S: ConnectionSource>(
     }
     let seg_size = conn.wal_segment_size().await.map_err(client_error)?;
 
-    let fs = StdFs::new();
-    let scan = resume::scan(&fs, &settings.dir, seg_size).map_err(archive_error)?;
-    let evidence = identity::inspect(&fs, &scan).map_err(archive_error)?;
+    let scan = resume::scan(fs, &settings.dir, seg_size).map_err(archive_error)?;
+    let evidence = identity::inspect(fs, &scan).map_err(archive_error)?;
     evidence.check_server(identity.system_id, seg_size).map_err(|e| {
         SessionError::fatal(
             StopKind::OtherCluster,
@@ -94,7 +95,7 @@ pub(crate) async fn prepare<S: ConnectionSource>(
             )),
         )
     })?;
-    let names = archive_names(&fs, &settings.dir, seg_size)?;
+    let names = archive_names(fs, &settings.dir, seg_size)?;
     let mut start = Start {
         settings,
         server_history: ServerHistory::new(identity.timeline),
@@ -112,7 +113,7 @@ pub(crate) async fn prepare<S: ConnectionSource>(
         None => None,
     };
     for temp in &scan.temp_files {
-        if let Err(e) = durable::remove_temp_file(&start.fs, &settings.dir, temp) {
+        if let Err(e) = durable::remove_temp_file(fs, &settings.dir, temp) {
             warn!(
                 "could not remove temporary file {temp}: {}",
                 Error::from(e).chain()
@@ -156,7 +157,8 @@ pub(crate) async fn prepare<S: ConnectionSource>(
         if histories.iter().any(|(t, _)| *t == entered_tli) {
             continue;
         }
-        if let Some(content) = history_if_missing(&mut conn, &settings.dir, entered_tli).await? {
+        if let Some(content) = history_if_missing(&mut conn, fs, &settings.dir, entered_tli).await?
+        {
             histories.push((entered_tli, content));
         }
     }
@@ -225,8 +227,8 @@ async fn create_slot(
     }
 }
 
-fn archive_names(
-    fs: &StdFs,
+fn archive_names<F: ArchiveFs>(
+    fs: &F,
     dir: &Path,
     seg_size: WalSegSize,
 ) -> Result<ArchiveNames, SessionError> {
@@ -303,7 +305,7 @@ async fn fetch_history(
     }
 }
 
-impl Start<'_> {
+impl<F: EngineFs> Start<'_, F> {
     /// Every history file of the archive for a timeline up to the server's must agree with
     /// the server's (`TIMELINE_HISTORY`, or the part of the server's own history that covers
     /// it when the server has no file of that timeline): a disagreement means the archive
@@ -354,7 +356,7 @@ impl Start<'_> {
 
     /// A history file of the archive, read (decompressed) and parsed.
     fn local_history(&self, name: &HistoryName) -> Result<TimelineHistory, SessionError> {
-        let content = reader::read_file(&self.fs, &self.settings.dir, &FileName::History(*name))
+        let content = reader::read_file(self.fs, &self.settings.dir, &FileName::History(*name))
             .map_err(archive_error)?;
         TimelineHistory::parse(name.tli(), &content).map_err(|e| {
             SessionError::fatal(
@@ -544,8 +546,9 @@ fn report_forks(route: &Route, conn: &Connection) {
 
 /// The history file of `tli` from the server, unless the archive in `dir` has it already
 /// (plain, or compressed by whoever wrote it); `None` on timeline 1.
-pub(crate) async fn history_if_missing(
+pub(crate) async fn history_if_missing<F: ArchiveFs>(
     conn: &mut Connection,
+    fs: &F,
     dir: &Path,
     tli: TimeLineId,
 ) -> Result<Option<Bytes>, SessionError> {
@@ -556,7 +559,7 @@ pub(crate) async fn history_if_missing(
     let variants = std::iter::once(None).chain(Compression::ALL.into_iter().map(Some));
     if variants
         .map(|c| FileName::from(plain.with_compression(c)).to_string())
-        .any(|name| dir.join(name).exists())
+        .any(|name| fs.open_read(&dir.join(name)).is_ok())
     {
         return Ok(None);
     }

@@ -10,12 +10,14 @@
 //! start of the session and when the server ends a timeline and the stream follows it.
 
 use bytes::Bytes;
+use pgwalrus_archive::ArchiveWriter;
 use pgwalrus_client::{Connection, ReplicationMessage, ReplicationStream};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tracing::{debug, info};
 
 use crate::classify::{SessionError, StreamPosition, archive_error, corrupt_wal, stream_error};
 use crate::clock::{now, wall_clock};
+use crate::engine::EngineFs;
 use crate::error::{Error, StopKind, Stopped};
 use crate::policy::{Action, Actions, FeedbackPolicy, ReceiverCore};
 use crate::settings::ReceiveSettings;
@@ -32,7 +34,8 @@ pub const SEGMENT_LOG_TARGET: &str = "pgwalrus_receiver::segment";
 
 /// Runs one prepared session until a clean stop or an error; the writer is created here and
 /// closed (what was written fsynced, the segment left `.partial`) whatever happens.
-pub(crate) async fn session(
+pub(crate) async fn session<F: EngineFs>(
+    fs: &F,
     settings: &ReceiveSettings,
     prepared: Prepared,
     shutdown: &mut Shutdown,
@@ -40,28 +43,26 @@ pub(crate) async fn session(
 ) -> Result<Stopped, SessionError> {
     // Synchronous mode is a chain of waits (received, written, fsynced, acknowledged) that
     // a commit on the primary sits through: inline, without two thread hand-offs in it.
+    let sink = ArchiveWriter::new(
+        fs.clone(),
+        settings.dir.clone(),
+        prepared.seg_size,
+        settings.durability,
+    )
+    .with_compression(settings.compression)
+    // Inline and idle: zero-fill ahead so the next commits' fsyncs allocate no blocks.
+    .with_zero_ahead(settings.synchronous);
     let mut writer = if settings.synchronous {
-        WriterHandle::inline(
-            settings.dir.clone(),
-            prepared.seg_size,
-            settings.durability,
-            settings.compression,
-        )
+        WriterHandle::inline(Box::new(sink))
     } else {
-        WriterHandle::spawn(
-            settings.dir.clone(),
-            prepared.seg_size,
-            settings.durability,
-            settings.compression,
-        )
-        .map_err(|e| {
+        WriterHandle::spawn(Box::new(sink)).map_err(|e| {
             SessionError::fatal(
                 StopKind::Io,
                 Error::context(e, "could not start the writer thread"),
             )
         })?
     };
-    let result = stream(settings, prepared, &mut writer, shutdown, status).await;
+    let result = stream(fs, settings, prepared, &mut writer, shutdown, status).await;
     // Whatever happened, what was written gets fsynced and the segment stays `.partial`.
     let _ = writer.send(Command::ClosePartial).await;
     writer.shutdown();
@@ -69,7 +70,8 @@ pub(crate) async fn session(
 }
 
 /// What a streaming session carries between messages.
-struct Session<'a> {
+struct Session<'a, F> {
+    fs: &'a F,
     settings: &'a ReceiveSettings,
     status: &'a StatusSender,
     writer: &'a mut WriterHandle,
@@ -88,7 +90,8 @@ struct Session<'a> {
     begun_at: Lsn,
 }
 
-async fn stream(
+async fn stream<F: EngineFs>(
+    fs: &F,
     settings: &ReceiveSettings,
     prepared: Prepared,
     writer: &mut WriterHandle,
@@ -118,6 +121,7 @@ async fn stream(
         s.segment_size = Some(seg_size);
     });
     let mut session = Session {
+        fs,
         settings,
         status,
         writer,
@@ -220,7 +224,7 @@ fn host_name(conn: &Connection) -> String {
     }
 }
 
-impl Session<'_> {
+impl<F: EngineFs> Session<'_, F> {
     /// Whether the writer wrote WAL in this session. WAL merely received does not count: a
     /// session that receives and then fails to write (a full disk) makes no progress, and
     /// must not reset the reconnect backoff.
@@ -257,7 +261,7 @@ impl Session<'_> {
             verifier.start(
                 tli,
                 start,
-                stream_history(&self.settings.dir, tli, start_history.as_deref()),
+                stream_history(self.fs, &self.settings.dir, tli, start_history.as_deref()),
             );
         }
         self.tli = tli;
@@ -312,7 +316,7 @@ impl Session<'_> {
                 "replication stream did not end cleanly at the timeline switch",
             ))
         })?;
-        let histories = history_if_missing(&mut conn, &self.settings.dir, next_tli)
+        let histories = history_if_missing(&mut conn, self.fs, &self.settings.dir, next_tli)
             .await?
             .map(|content| vec![(next_tli, content)])
             .unwrap_or_default();

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use pgwalrus_archive::{StdFs, reader};
+use pgwalrus_archive::{ArchiveFs, reader};
 use pgwalrus_wal::history::TimelineHistory;
 use pgwalrus_wal::names::{Compression, FileName, HistoryName};
 use pgwalrus_wal::{DecodeError, Expectations, Lsn, TimeLineId, WalDecoder, WalSegSize};
@@ -65,7 +65,8 @@ impl StreamVerifier {
 /// it from the server (the writer may not have written it yet), else the archive's file in
 /// `dir`, plain or compressed (`pg_receivewal -Z gzip` writes `00000002.history.gz`). `None`
 /// on timeline 1, or when neither parses.
-pub(crate) fn stream_history(
+pub(crate) fn stream_history<F: ArchiveFs>(
+    fs: &F,
     dir: &Path,
     tli: TimeLineId,
     fetched: Option<&[u8]>,
@@ -78,11 +79,10 @@ pub(crate) fn stream_history(
         Some(content) => content,
         None => {
             let plain = HistoryName::new(tli);
-            let fs = StdFs::new();
             read = std::iter::once(None)
                 .chain(Compression::ALL.into_iter().map(Some))
                 .map(|c| FileName::from(plain.with_compression(c)))
-                .find_map(|name| reader::read_file(&fs, dir, &name).ok())?;
+                .find_map(|name| reader::read_file(fs, dir, &name).ok())?;
             &read
         }
     };

@@ -1,5 +1,6 @@
-//! The writer: owns the [`ArchiveWriter`] and does every blocking file operation of a
-//! stream, in one of two modes chosen by what the stream needs most.
+//! The writer: owns the stream's [`WalSink`] (the local [`ArchiveWriter`](pgwalrus_archive::ArchiveWriter),
+//! on whatever file system) and does every blocking operation on it, in one of two modes
+//! chosen by what the stream needs most.
 //!
 //! * **Thread** (the default): a dedicated thread behind a bounded command queue, so the
 //!   network side never waits on the disk or the compressor except through the queue
@@ -22,9 +23,9 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use pgwalrus_archive::{ArchiveWriter, CompressionSpec, Durability, Error as ArchiveError, StdFs};
+use pgwalrus_archive::{Error as ArchiveError, WalSink};
 use pgwalrus_wal::names::SegmentName;
-use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
+use pgwalrus_wal::{Lsn, TimeLineId};
 
 use tokio::sync::mpsc;
 
@@ -109,7 +110,7 @@ enum Mode {
         thread: Option<JoinHandle<()>>,
     },
     Inline {
-        writer: Box<ArchiveWriter<StdFs>>,
+        writer: Box<dyn WalSink>,
         events: VecDeque<Event>,
         /// WAL was written since the last group flush.
         wrote: bool,
@@ -118,25 +119,19 @@ enum Mode {
 }
 
 impl WriterHandle {
-    /// Starts a writer thread for `dir`, compressing new segments as `compression` says.
-    /// It fsyncs when asked ([`Command::Sync`]) and when a segment completes.
+    /// Starts a writer thread that owns `sink`. It fsyncs when asked ([`Command::Sync`]) and
+    /// when a segment completes.
     ///
     /// # Errors
     /// The thread could not be spawned.
-    pub fn spawn(
-        dir: PathBuf,
-        seg_size: WalSegSize,
-        durability: Durability,
-        compression: CompressionSpec,
-    ) -> std::io::Result<WriterHandle> {
+    pub fn spawn(sink: Box<dyn WalSink>) -> std::io::Result<WriterHandle> {
         let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE_DEPTH);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         // Compression runs on this thread, behind the bounded queue: the network side never
         // waits on the compressor except through the queue.
-        let writer = archive_writer(dir, seg_size, durability, compression);
         let thread = std::thread::Builder::new()
             .name("pgwalrus-writer".into())
-            .spawn(move || run(writer, cmd_rx, &ev_tx))?;
+            .spawn(move || run(sink, cmd_rx, &ev_tx))?;
         Ok(WriterHandle {
             mode: Mode::Thread {
                 commands: cmd_tx,
@@ -147,18 +142,11 @@ impl WriterHandle {
     }
 
     /// A writer that works on the caller's thread, for synchronous mode (fsync at every
-    /// [`WriterHandle::group_flush`]).
-    pub fn inline(
-        dir: PathBuf,
-        seg_size: WalSegSize,
-        durability: Durability,
-        compression: CompressionSpec,
-    ) -> WriterHandle {
+    /// [`WriterHandle::group_flush`]; give it a sink with zero-ahead on).
+    pub fn inline(sink: Box<dyn WalSink>) -> WriterHandle {
         WriterHandle {
             mode: Mode::Inline {
-                writer: Box::new(
-                    archive_writer(dir, seg_size, durability, compression).with_zero_ahead(true),
-                ),
+                writer: sink,
                 events: VecDeque::new(),
                 wrote: false,
                 stopped: false,
@@ -184,7 +172,9 @@ impl WriterHandle {
                     return Err(Stopped);
                 }
                 *wrote |= matches!(command, Command::Data { .. });
-                if let Err(e) = handle(writer, command, &mut |event| events.push_back(event)) {
+                if let Err(e) = handle(writer.as_mut(), command, &mut |event| {
+                    events.push_back(event)
+                }) {
                     events.push_back(Event::Failed(e));
                     *stopped = true;
                 }
@@ -278,7 +268,7 @@ impl WriterHandle {
     }
 
     /// Inline, while the stream is idle: zero-ahead in the open segment (see
-    /// [`ArchiveWriter::zero_ahead`]), reported as [`Event::Flushed`] if it made more WAL
+    /// [`WalSink::zero_ahead`]), reported as [`Event::Flushed`] if it made more WAL
     /// durable.
     pub fn idle_work(&mut self) {
         if let Mode::Inline {
@@ -326,19 +316,9 @@ impl WriterHandle {
     }
 }
 
-/// The archive writer either mode drives.
-fn archive_writer(
-    dir: PathBuf,
-    seg_size: WalSegSize,
-    durability: Durability,
-    compression: CompressionSpec,
-) -> ArchiveWriter<StdFs> {
-    ArchiveWriter::new(StdFs::new(), dir, seg_size, durability).with_compression(compression)
-}
-
 /// What either mode does with a command.
 fn handle(
-    writer: &mut ArchiveWriter<StdFs>,
+    writer: &mut dyn WalSink,
     command: Command,
     emit: &mut impl FnMut(Event),
 ) -> Result<(), ArchiveError> {
@@ -372,7 +352,7 @@ fn handle(
 }
 
 fn run(
-    mut writer: ArchiveWriter<StdFs>,
+    mut writer: Box<dyn WalSink>,
     mut commands: mpsc::Receiver<Command>,
     events: &mpsc::UnboundedSender<Event>,
 ) {
@@ -385,7 +365,7 @@ fn run(
         // Drain what is already queued, then say how far it was handed to the OS.
         while let Some(command) = next.take() {
             wrote |= matches!(command, Command::Data { .. });
-            if let Err(e) = handle(&mut writer, command, &mut emit) {
+            if let Err(e) = handle(writer.as_mut(), command, &mut emit) {
                 emit(Event::Failed(e));
                 return;
             }
@@ -400,7 +380,9 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgwalrus_archive::{ArchiveWriter, Durability, StdFs};
     use pgwalrus_testkit::TempDir;
+    use pgwalrus_wal::WalSegSize;
 
     const START: Lsn = Lsn(0x300_0000);
     const CHUNK: usize = 128 * 1024;
@@ -418,12 +400,9 @@ mod tests {
 
     /// An inline writer for `dir`, streaming started at [`START`].
     async fn started(dir: std::path::PathBuf) -> WriterHandle {
-        let mut w = WriterHandle::inline(
-            dir,
-            WalSegSize::DEFAULT,
-            Durability::Fsync,
-            CompressionSpec::NONE,
-        );
+        let sink = ArchiveWriter::new(StdFs::new(), dir, WalSegSize::DEFAULT, Durability::Fsync)
+            .with_zero_ahead(true);
+        let mut w = WriterHandle::inline(Box::new(sink));
         w.send(Command::Start {
             tli: tli(),
             lsn: START,
