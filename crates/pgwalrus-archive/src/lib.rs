@@ -27,6 +27,8 @@
 //! * [`sink`] — [`WalSink`]: the write side at the level of WAL (start, write at an LSN,
 //!   sync to a durable LSN, close the partial segment, write a history file), which
 //!   [`ArchiveWriter`] implements and a receive loop is written against.
+//! * [`inventory`] — [`Inventory`]: one listing of the archive directory, parsed once, that
+//!   every reader of the archive works from.
 //! * [`resume`] — the directory scan that says where to resume ([`ResumePoint`]).
 //! * [`identity`] — the cluster guard: system identifier and segment size from the
 //!   archive's page headers, checked against the server's.
@@ -80,6 +82,7 @@ pub mod durable;
 mod error;
 pub mod fs;
 pub mod identity;
+pub mod inventory;
 pub mod plan;
 pub mod reader;
 pub mod resume;
@@ -94,6 +97,7 @@ pub use durable::Durability;
 pub use error::{Error, HeaderProblem, Op, Result};
 pub use fs::{ArchiveFile, ArchiveFs, SimFs, StdFs};
 pub use identity::ArchiveIdentity;
+pub use inventory::Inventory;
 pub use reader::{ArchiveStream, SegmentReader};
 pub use resume::{DirScan, FoundSegment, ResumePoint};
 pub use sink::WalSink;
@@ -116,6 +120,7 @@ mod tests {
             ("resume.rs", include_str!("resume.rs")),
             ("sink.rs", include_str!("sink.rs")),
             ("identity.rs", include_str!("identity.rs")),
+            ("inventory.rs", include_str!("inventory.rs")),
             ("reader.rs", include_str!("reader.rs")),
             ("error.rs", include_str!("error.rs")),
         ];

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pgwalrus_wal::history::TimelineHistory;
-use pgwalrus_wal::names::{FileName, SegmentName};
+use pgwalrus_wal::names::{FileName, HistoryName, SegmentName};
 use pgwalrus_wal::{SegNo, TimeLineId, WalSegSize};
 
 use crate::error::{Error, Op};
 use crate::fs::{ArchiveFile, ArchiveFs};
 use crate::identity::{self, Finding};
+use crate::inventory::Inventory;
 
 /// Why the archive could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -88,22 +89,10 @@ pub struct ArchivePlan {
 /// # Errors
 /// [`PlanError::Archive`] listing the directory or opening or reading a file.
 pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSegSize>> {
-    let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
-    names.sort();
-    for os_name in names {
-        let Some(text) = os_name.to_str() else {
-            continue;
-        };
-        // Any valid segment name parses at the smallest size's range check.
-        let Ok(FileName::Segment(name)) = FileName::parse(text, WalSegSize::MIN) else {
-            // Larger sizes allow fewer YYYYYYYY values, never more: a name that fails at
-            // the smallest size fails at every size.
-            continue;
-        };
-        if name.is_temporary() {
-            continue;
-        }
-        let path = dir.join(&os_name);
+    // Listed at the smallest size: a name valid at any size is valid there.
+    let inventory = Inventory::list(fs, dir, WalSegSize::MIN)?;
+    for &name in &inventory.segments {
+        let path = inventory.path(name);
         let finding = match name.compression() {
             Some(compression) => identity::first_page_compressed(fs, &path, compression)?,
             None => identity::first_page(fs, &path)?,
@@ -129,46 +118,29 @@ pub fn plan<F: ArchiveFs>(
     seg_size: WalSegSize,
     target: Option<TimeLineId>,
 ) -> Result<ArchivePlan> {
-    let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
-    names.sort();
+    let inventory = Inventory::list(fs, dir, seg_size)?;
     // (segno, tli) -> best file; complete beats partial, plain beats compressed.
     let mut files: BTreeMap<(SegNo, TimeLineId), (SegmentName, PathBuf)> = BTreeMap::new();
     let mut newest = TimeLineId::ONE;
     let mut history_files: BTreeMap<TimeLineId, PathBuf> = BTreeMap::new();
-    for os_name in &names {
-        let Some(text) = os_name.to_str() else {
-            continue;
+    for &segment in &inventory.segments {
+        newest = newest.max(segment.tli());
+        let key = (segment.segno(), segment.tli());
+        let better = match files.get(&key) {
+            None => true,
+            Some((have, _)) => rank(&segment) < rank(have),
         };
-        let Ok(name) = FileName::parse(text, seg_size) else {
-            continue;
-        };
-        if name.is_temporary() {
-            continue;
+        if better {
+            files.insert(key, (segment, inventory.path(segment)));
         }
-        match name {
-            FileName::Segment(segment) => {
-                newest = newest.max(segment.tli());
-                let key = (segment.segno(), segment.tli());
-                let better = match files.get(&key) {
-                    None => true,
-                    Some((have, _)) => rank(&segment) < rank(have),
-                };
-                if better {
-                    files.insert(key, (segment, dir.join(os_name)));
-                }
-            }
-            FileName::History(history) => {
-                newest = newest.max(history.tli());
-                if history.compression().is_some() {
-                    // A plain copy wins; a compressed one alone is read decompressed.
-                    history_files
-                        .entry(history.tli())
-                        .or_insert_with(|| dir.join(os_name));
-                } else {
-                    history_files.insert(history.tli(), dir.join(os_name));
-                }
-            }
-            FileName::BackupHistory(_) => {}
+    }
+    for history in &inventory.histories {
+        newest = newest.max(history.tli());
+    }
+    for tli in inventory.histories.iter().map(HistoryName::tli) {
+        // A plain copy wins; a compressed one alone is read decompressed.
+        if let Some(name) = inventory.history(tli) {
+            history_files.insert(tli, inventory.path(name));
         }
     }
     let target = target.unwrap_or(newest);

@@ -36,12 +36,13 @@
 
 use std::path::{Path, PathBuf};
 
-use pgwalrus_wal::names::{FileName, NameError, SegmentName};
+use pgwalrus_wal::names::{FileName, SegmentName};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 
 use crate::compress::file::held_in_file;
 use crate::error::{Error, Op, Result};
 use crate::fs::ArchiveFs;
+use crate::inventory::Inventory;
 
 /// A segment file found in the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub struct DirScan {
     pub partials: Vec<FoundSegment>,
     /// Every temporary file of ours (name ending in `.tmp`), by name.
     pub temp_files: Vec<FileName>,
+    /// The listing the scan was made from.
+    pub inventory: Inventory,
 }
 
 /// Scans `dir` as described in the [module documentation](self).
@@ -91,40 +94,36 @@ pub struct DirScan {
 /// [`Error::WrongUncompressedSize`] and [`Error::Decompress`] for files that break the
 /// rules, naming the file.
 pub fn scan<F: ArchiveFs>(fs: &F, dir: &Path, seg_size: WalSegSize) -> Result<DirScan> {
-    let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
-    names.sort();
+    scan_inventory(fs, Inventory::list(fs, dir, seg_size)?, seg_size)
+}
 
-    let mut scan = DirScan::default();
+/// [`scan`] over a listing made already.
+///
+/// # Errors
+///
+/// As for [`scan`], but for listing the directory.
+pub fn scan_inventory<F: ArchiveFs>(
+    fs: &F,
+    inventory: Inventory,
+    seg_size: WalSegSize,
+) -> Result<DirScan> {
+    let dir = inventory.dir().to_path_buf();
+    if let Some((os_name, e)) = inventory.out_of_range.first() {
+        return Err(Error::ForeignSegmentName {
+            path: dir.join(os_name),
+            seg_size,
+            source: e.clone(),
+        });
+    }
+    let mut scan = DirScan {
+        temp_files: inventory.temps.clone(),
+        ..DirScan::default()
+    };
     let mut winner: Option<FoundSegment> = None;
     let mut newest_complete: Option<FoundSegment> = None;
 
-    for os_name in &names {
-        // Names that are not UTF-8 are not WAL file names.
-        let Some(text) = os_name.to_str() else {
-            continue;
-        };
-        let name = match FileName::parse(text, seg_size) {
-            Ok(name) => name,
-            Err(
-                e
-                @ (NameError::SegmentOutOfRange { .. } | NameError::BackupOffsetOutOfRange { .. }),
-            ) => {
-                return Err(Error::ForeignSegmentName {
-                    path: dir.join(os_name),
-                    seg_size,
-                    source: e,
-                });
-            }
-            Err(_) => continue,
-        };
-        if name.is_temporary() {
-            scan.temp_files.push(name);
-            continue;
-        }
-        let FileName::Segment(segment) = name else {
-            continue;
-        };
-        let path = dir.join(os_name);
+    for &segment in &inventory.segments {
+        let path = inventory.path(segment);
         let len = fs.file_len(&path).map_err(Error::at(Op::Stat, &path))?;
         let uncompressed = segment.compression().is_none();
         if uncompressed && !segment.is_partial() && len != seg_size.as_u64() {
@@ -168,6 +167,7 @@ pub fn scan<F: ArchiveFs>(fs: &F, dir: &Path, seg_size: WalSegSize) -> Result<Di
         }
     }
     scan.partials.sort_by_key(position);
+    scan.inventory = inventory;
 
     if let Some(winner) = winner {
         if let (Some(method), false) = (winner.name.compression(), winner.name.is_partial()) {

@@ -6,13 +6,13 @@
 //! One [`Start`] value holds what the steps share (the connection, the server's identity
 //! and history, the archive's listing), so each step is a method, not an argument list.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
-use pgwalrus_archive::{ArchiveFs, durable, identity, reader, resume};
+use pgwalrus_archive::{Inventory, durable, identity, reader, resume};
 use pgwalrus_client::{Connection, SlotRow, SqlState, SystemIdentity};
 use pgwalrus_wal::history::TimelineHistory;
-use pgwalrus_wal::names::{Compression, FileName, HistoryName, SegmentName};
+use pgwalrus_wal::names::{FileName, HistoryName};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tracing::{debug, info, warn};
 
@@ -48,13 +48,6 @@ pub(crate) struct Prepared {
     pub(crate) system_id: u64,
 }
 
-/// The archive's segment and history file names (temporary files left out).
-#[derive(Debug)]
-struct ArchiveNames {
-    segments: Vec<SegmentName>,
-    histories: Vec<HistoryName>,
-}
-
 /// The steps of a session's start, over one connection.
 struct Start<'a, F> {
     settings: &'a ReceiveSettings,
@@ -62,7 +55,7 @@ struct Start<'a, F> {
     identity: SystemIdentity,
     seg_size: WalSegSize,
     fs: &'a F,
-    names: ArchiveNames,
+    inventory: &'a Inventory,
     server_history: ServerHistory,
 }
 
@@ -95,7 +88,6 @@ pub(crate) async fn prepare<F: EngineFs, S: ConnectionSource>(
             )),
         )
     })?;
-    let names = archive_names(fs, &settings.dir, seg_size)?;
     let mut start = Start {
         settings,
         server_history: ServerHistory::new(identity.timeline),
@@ -103,7 +95,7 @@ pub(crate) async fn prepare<F: EngineFs, S: ConnectionSource>(
         identity,
         seg_size,
         fs,
-        names,
+        inventory: &scan.inventory,
     };
     // Timelines, before anything is touched: the archive's history files must agree with
     // the server's, and the archive's timeline must be in the server's history.
@@ -157,8 +149,7 @@ pub(crate) async fn prepare<F: EngineFs, S: ConnectionSource>(
         if histories.iter().any(|(t, _)| *t == entered_tli) {
             continue;
         }
-        if let Some(content) = history_if_missing(&mut conn, fs, &settings.dir, entered_tli).await?
-        {
+        if let Some(content) = history_if_missing(&mut conn, &scan.inventory, entered_tli).await? {
             histories.push((entered_tli, content));
         }
     }
@@ -227,32 +218,6 @@ async fn create_slot(
     }
 }
 
-fn archive_names<F: ArchiveFs>(
-    fs: &F,
-    dir: &Path,
-    seg_size: WalSegSize,
-) -> Result<ArchiveNames, SessionError> {
-    let mut listed = fs.list_dir(dir).map_err(|e| {
-        SessionError::fatal(
-            StopKind::Io,
-            Error::context(e, format!("could not list directory \"{}\"", dir.display())),
-        )
-    })?;
-    listed.sort();
-    let mut names = ArchiveNames {
-        segments: Vec::new(),
-        histories: Vec::new(),
-    };
-    for name in &listed {
-        match name.to_str().map(|n| FileName::parse(n, seg_size)) {
-            Some(Ok(FileName::Segment(s))) if !s.is_temporary() => names.segments.push(s),
-            Some(Ok(FileName::History(h))) if !h.is_temporary() => names.histories.push(h),
-            _ => {}
-        }
-    }
-    Ok(names)
-}
-
 /// The history of the server's timeline, fetched once per session when needed.
 struct ServerHistory {
     tli: TimeLineId,
@@ -311,8 +276,7 @@ impl<F: EngineFs> Start<'_, F> {
     /// it when the server has no file of that timeline): a disagreement means the archive
     /// followed another promotion of this cluster, and nothing written from here would fit.
     async fn check_histories(&mut self) -> Result<(), SessionError> {
-        for i in 0..self.names.histories.len() {
-            let name = self.names.histories[i];
+        for &name in &self.inventory.histories {
             let tli = name.tli();
             if tli == TimeLineId::ONE || tli > self.server_history.tli {
                 continue;
@@ -387,7 +351,7 @@ impl<F: EngineFs> Start<'_, F> {
                     "server {target} is on timeline {server_tli} but has no history file for it"
                 ))));
             };
-            return timelines::route(tli, start, history, seg_size, &self.names.segments)
+            return timelines::route(tli, start, history, seg_size, &self.inventory.segments)
                 .map_err(|e| {
                     SessionError::fatal(
                         StopKind::OtherCluster,
@@ -399,9 +363,8 @@ impl<F: EngineFs> Start<'_, F> {
                 });
         }
         if tli > server_tli {
-            let name = HistoryName::new(tli);
             let xlogpos = self.identity.xlogpos;
-            let judged = if self.names.histories.iter().any(|h| h.tli() == tli) {
+            let judged = if let Some(name) = self.inventory.history(tli) {
                 let archive = self.local_history(&name)?;
                 Some(timelines::behind(&archive, server_tli, xlogpos))
             } else {
@@ -544,23 +507,14 @@ fn report_forks(route: &Route, conn: &Connection) {
     }
 }
 
-/// The history file of `tli` from the server, unless the archive in `dir` has it already
-/// (plain, or compressed by whoever wrote it); `None` on timeline 1.
-pub(crate) async fn history_if_missing<F: ArchiveFs>(
+/// The history file of `tli` from the server, unless the archive (as `inventory` lists it)
+/// has it already, plain or compressed by whoever wrote it; `None` on timeline 1.
+pub(crate) async fn history_if_missing(
     conn: &mut Connection,
-    fs: &F,
-    dir: &Path,
+    inventory: &Inventory,
     tli: TimeLineId,
 ) -> Result<Option<Bytes>, SessionError> {
-    if tli == TimeLineId::ONE {
-        return Ok(None);
-    }
-    let plain = HistoryName::new(tli);
-    let variants = std::iter::once(None).chain(Compression::ALL.into_iter().map(Some));
-    if variants
-        .map(|c| FileName::from(plain.with_compression(c)).to_string())
-        .any(|name| fs.open_read(&dir.join(name)).is_ok())
-    {
+    if tli == TimeLineId::ONE || inventory.history(tli).is_some() {
         return Ok(None);
     }
     let file = conn.timeline_history(tli).await.map_err(client_error)?;

@@ -10,7 +10,7 @@
 //! start of the session and when the server ends a timeline and the stream follows it.
 
 use bytes::Bytes;
-use pgwalrus_archive::ArchiveWriter;
+use pgwalrus_archive::{ArchiveWriter, Inventory};
 use pgwalrus_client::{Connection, ReplicationMessage, ReplicationStream};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tracing::{debug, info};
@@ -316,7 +316,9 @@ impl<F: EngineFs> Session<'_, F> {
                 "replication stream did not end cleanly at the timeline switch",
             ))
         })?;
-        let histories = history_if_missing(&mut conn, self.fs, &self.settings.dir, next_tli)
+        let inventory =
+            Inventory::list(self.fs, &self.settings.dir, self.seg_size).map_err(archive_error)?;
+        let histories = history_if_missing(&mut conn, &inventory, next_tli)
             .await?
             .map(|content| vec![(next_tli, content)])
             .unwrap_or_default();

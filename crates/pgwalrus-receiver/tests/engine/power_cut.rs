@@ -1,7 +1,8 @@
 //! The whole receive loop — a real server, the engine — over the crash-simulating file
-//! system, with the power cut at every sync point of a multi-segment run in turn. After each
-//! cut the machine "restarts" with what survived (each of the simulator's crash modes in
-//! turn), a new engine resumes, and the archive must end with no gap and every segment
+//! system, with the power cut at every sync point of a multi-segment run in turn, once on
+//! one timeline and once across a timeline switch (a promoted standby). After each cut the
+//! machine "restarts" with what survived (each of the simulator's crash modes in turn), a
+//! new engine resumes, and the archive must end with no gap and every segment
 //! byte-identical to the server's.
 
 use std::path::Path;
@@ -24,8 +25,12 @@ fn source(c: &Cluster) -> FromConfig {
 }
 
 fn segment_name(segno: u64) -> String {
-    // Timeline 1, 1 MiB segments: 4096 segments per "log" id.
-    format!("00000001{:08X}{:08X}", segno / 4096, segno % 4096)
+    segment_name_on(1, segno)
+}
+
+fn segment_name_on(tli: u32, segno: u64) -> String {
+    // 1 MiB segments: 4096 segments per "log" id.
+    format!("{tli:08X}{:08X}{:08X}", segno / 4096, segno % 4096)
 }
 
 /// Runs an engine over `fs` up to `end`; `Ok` with how it stopped, or `None` when the power
@@ -110,31 +115,46 @@ fn power_cut_at_every_sync_point_then_resume_loses_nothing() {
     // A little WAL past the end, so the server has sent everything up to it.
     c.psql("INSERT INTO load VALUES (0, 'after the end')");
     let first = resume.as_u64() / SEG;
-
     let fresh = || {
         let fs = SimFs::new();
         fs.create_dir(DIR);
         fs.put_file(Path::new(DIR).join(&seed), &seed_bytes);
         fs
     };
+    cut_everywhere(&c, &fresh, end, &seed, &seed_bytes, |fs, context| {
+        assert_complete(&c, fs, first, end, context);
+    });
+}
+
+/// Runs the engine over a fresh archive from `fresh` once without a failpoint, then once
+/// with the power cut before each sync point in turn, restarting after each cut with what
+/// survived; `check` judges every finished archive.
+fn cut_everywhere(
+    c: &Cluster,
+    fresh: &dyn Fn() -> SimFs,
+    end: Lsn,
+    seed: &str,
+    seed_bytes: &[u8],
+    check: impl Fn(&SimFs, &str),
+) {
     // Without a failpoint: the run is complete, and says how many sync points it has.
     let clean = fresh();
     assert!(matches!(
-        run_engine(&c, &clean, end),
+        run_engine(c, &clean, end),
         Some(Stopped::EndPosition { .. })
     ));
-    assert_complete(&c, &clean, first, end, "without a power cut");
+    check(&clean, "without a power cut");
     let sync_points = clean.sync_count();
     assert!(
         sync_points >= 8,
-        "only {sync_points} sync points in a 4-segment run"
+        "only {sync_points} sync points in the run"
     );
 
     let mut cuts = 0;
     for nth in 1.. {
         let fs = fresh();
         fs.fail(Failpoint::any_sync(Fault::PowerCut).nth(nth));
-        if run_engine(&c, &fs, end).is_some() {
+        if run_engine(c, &fs, end).is_some() {
             // The run ended before its nth sync point: every one was cut.
             break;
         }
@@ -142,21 +162,149 @@ fn power_cut_at_every_sync_point_then_resume_loses_nothing() {
         let mode = CrashMode::ALL[nth as usize % CrashMode::ALL.len()];
         let restarted = fs.crash_with(mode);
         let context = format!("power cut before sync point {nth}, restarted with {mode:?}");
-        let stopped = run_engine(&c, &restarted, end);
+        let stopped = run_engine(c, &restarted, end);
         assert!(
             matches!(stopped, Some(Stopped::EndPosition { flushed }) if flushed >= end),
             "{context}: the restarted engine did not reach {end}: {stopped:?}"
         );
         assert_eq!(
-            restarted.live_file(Path::new(DIR).join(&seed)).as_deref(),
-            Some(seed_bytes.as_slice()),
+            restarted.live_file(Path::new(DIR).join(seed)).as_deref(),
+            Some(seed_bytes),
             "{context}: the seed segment changed"
         );
-        assert_complete(&c, &restarted, first, end, &context);
+        check(&restarted, &context);
         assert!(nth < 500, "no end to the sync points");
     }
     assert!(
         cuts as u64 + 2 >= sync_points,
         "cut {cuts} times, but a clean run has {sync_points} sync points"
     );
+}
+
+/// A standby of `p` started from a copy of `p`'s data directory (`p` is stopped for the
+/// copy and started again).
+fn standby_of(p: &Cluster) -> Cluster {
+    p.switch_wal();
+    p.stop();
+    let source = p.root_dir().join("standby-source");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(p.data_dir())
+        .arg(&source)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp -a of the data directory failed");
+    let signal = source.join("standby.signal");
+    std::fs::write(&signal, "").expect("standby.signal");
+    pgwalrus_testkit::give_to_server_user(&signal);
+    p.start();
+    let s = Cluster::builder(p.pg())
+        .from_data_dir(&source)
+        .setting("wal_keep_size", "256MB")
+        .setting(
+            "primary_conninfo",
+            format!("host=127.0.0.1 port={} user={TRUST_USER}", p.port()),
+        )
+        .start();
+    assert_eq!(s.psql("SELECT pg_is_in_recovery()"), "t");
+    s
+}
+
+#[test]
+fn power_cut_at_every_sync_point_across_a_timeline_switch_loses_nothing() {
+    let p = small_cluster().start();
+    load_and_switch(&p);
+    let s = standby_of(&p);
+    for _ in 0..3 {
+        load_and_switch(&p);
+    }
+    let replayed = format!(
+        "SELECT pg_last_wal_replay_lsn() >= '{}'::pg_lsn",
+        current_lsn(&p)
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || s.psql(&replayed) == "t"),
+        "the standby did not catch up"
+    );
+    // The archive starts with a timeline 1 segment two before the end of timeline 1.
+    let seed_segno = current_lsn(&p).as_u64() / SEG - 2;
+    let seed = segment_name(seed_segno);
+    let seed_bytes = std::fs::read(p.pg_wal_dir().join(&seed)).expect("the seed segment");
+    // Timeline 1 ends inside a segment: its last one stays .partial in the archive.
+    p.psql("INSERT INTO load VALUES (1, 'the last of timeline 1')");
+    let replayed = format!(
+        "SELECT pg_last_wal_replay_lsn() >= '{}'::pg_lsn",
+        current_lsn(&p)
+    );
+    assert!(wait_until(Duration::from_secs(30), || s.psql(&replayed) == "t"));
+    p.stop();
+    assert_eq!(s.psql("SELECT pg_promote()"), "t");
+    let history = std::fs::read(s.pg_wal_dir().join("00000002.history")).expect("history");
+    let text = String::from_utf8_lossy(&history).into_owned();
+    let switch: Lsn = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("no switch point in {text:?}"));
+    assert_ne!(
+        switch.as_u64() % SEG,
+        0,
+        "the switch point should be inside a segment"
+    );
+    for _ in 0..2 {
+        load_and_switch(&s);
+    }
+    let end = current_lsn(&s);
+    s.psql("INSERT INTO load VALUES (2, 'after the end')");
+    let switch_segno = switch.as_u64() / SEG;
+
+    let fresh = || {
+        let fs = SimFs::new();
+        fs.create_dir(DIR);
+        fs.put_file(Path::new(DIR).join(&seed), &seed_bytes);
+        fs
+    };
+    let server_copy = |name: &str| {
+        std::fs::read(s.pg_wal_dir().join(name))
+            .or_else(|_| std::fs::read(p.pg_wal_dir().join(name)))
+            .unwrap_or_else(|e| panic!("{name} is in neither server's pg_wal: {e}"))
+    };
+    cut_everywhere(&s, &fresh, end, &seed, &seed_bytes, |fs, context| {
+        let names = fs.live_names(DIR);
+        // Timeline 1 up to the switch segment, which stays .partial; timeline 2 from it on.
+        for segno in seed_segno..end.as_u64() / SEG {
+            let (tli, name) = if segno < switch_segno {
+                (1, segment_name_on(1, segno))
+            } else {
+                (2, segment_name_on(2, segno))
+            };
+            let ours = fs.live_file(Path::new(DIR).join(&name)).unwrap_or_else(|| {
+                panic!("{context}: {name} (timeline {tli}) is missing: {names:?}")
+            });
+            if let Some(at) = ours
+                .iter()
+                .zip(server_copy(&name).iter())
+                .position(|(a, b)| a != b)
+            {
+                panic!("{context}: {name} differs from the server's at byte {at}");
+            }
+        }
+        let partial = format!("{}.partial", segment_name_on(1, switch_segno));
+        assert!(
+            names.contains(&partial),
+            "{context}: no {partial}: {names:?}"
+        );
+        assert_eq!(
+            fs.live_file(Path::new(DIR).join("00000002.history"))
+                .as_deref(),
+            Some(history.as_slice()),
+            "{context}: the history file of timeline 2"
+        );
+        for name in &names {
+            assert!(
+                name.len() == 24 || name.ends_with(".partial") || name == "00000002.history",
+                "{context}: unexpected file {name}: {names:?}"
+            );
+        }
+    });
 }

@@ -13,7 +13,7 @@
 use std::io;
 use std::path::Path;
 
-use pgwalrus_archive::ArchiveFs;
+use pgwalrus_archive::{ArchiveFs, Inventory};
 use pgwalrus_wal::WalSegSize;
 use pgwalrus_wal::names::{Compression, FileName, HistoryName, SegmentName};
 
@@ -170,16 +170,13 @@ struct Around {
 impl Around {
     fn scan<F: ArchiveFs>(fs: &F, dir: &Path, wanted: SegmentName) -> io::Result<Around> {
         let mut around = Around::default();
-        for os_name in fs.list_dir(dir)? {
-            let Some(text) = os_name.to_str() else {
-                continue;
-            };
-            let Ok(FileName::Segment(name)) = FileName::parse(text, WalSegSize::MIN) else {
-                continue;
-            };
-            if name.is_temporary() {
-                continue;
-            }
+        // Listed at the smallest segment size: a name valid at any size is valid there.
+        let inventory = Inventory::list(fs, dir, WalSegSize::MIN).map_err(|e| match e {
+            // Keep the kind: restore's caller decides on it.
+            pgwalrus_archive::Error::Io { source, .. } => source,
+            other => io::Error::other(other),
+        })?;
+        for &name in &inventory.segments {
             if name.tli() == wanted.tli()
                 && name.segno() > wanted.segno()
                 && around
