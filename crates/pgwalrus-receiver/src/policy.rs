@@ -13,6 +13,11 @@
 //!   not yet durable, an fsync goes first so a server shutdown waiting on us is not blocked.
 //! - A status update goes out every `status_interval` (none when it is `None`); when flush is
 //!   reported, the periodic update is preceded by an fsync so the slot keeps advancing.
+//! - A server that says nothing for half the receive timeout is asked for a reply (a status
+//!   update with the reply flag, as PostgreSQL's walreceiver does at half of
+//!   `wal_receiver_timeout`); one silent for the whole timeout is given up on
+//!   ([`Action::PeerSilent`]), so a connection whose other end vanished without a FIN is
+//!   noticed in bounded time, not after the kernel's keepalive (hours).
 //! - In synchronous mode the writer fsyncs once the WAL waiting to be written is written
 //!   (one fsync covers every chunk that arrived meanwhile) and every durable position goes
 //!   out the moment it is reported.
@@ -30,6 +35,9 @@ pub struct FeedbackPolicy {
     pub report_flush: bool,
     /// `--synchronous`: fsync as data arrives and report each durable position at once.
     pub synchronous: bool,
+    /// How long the server may stay silent before the connection is given up; `None`
+    /// waits forever.
+    pub receive_timeout: Option<Duration>,
 }
 
 /// What the session loop must do next, in order.
@@ -49,6 +57,9 @@ pub enum Action {
     },
     /// Everything up to `--endpos` is durable: stop cleanly.
     Stop,
+    /// Nothing arrived from the server for the whole receive timeout, a reply request
+    /// included: give the connection up.
+    PeerSilent,
 }
 
 /// Up to three actions, without allocating on the hot path.
@@ -69,6 +80,10 @@ pub struct ReceiverCore {
     reply_after_sync: bool,
     sync_pending: bool,
     stopping: bool,
+    /// When the server was last heard from (`None` before the start).
+    last_heard: Option<Instant>,
+    /// A reply was requested since then.
+    pinged: bool,
 }
 
 impl ReceiverCore {
@@ -84,7 +99,15 @@ impl ReceiverCore {
             reply_after_sync: false,
             sync_pending: false,
             stopping: false,
+            last_heard: None,
+            pinged: false,
         }
+    }
+
+    /// A message (WAL or keepalive) arrived from the server.
+    pub fn on_heard(&mut self, now: Instant) {
+        self.last_heard = Some(now);
+        self.pinged = false;
     }
 
     /// The write position (end of received data).
@@ -141,6 +164,7 @@ impl ReceiverCore {
     /// archive already holds everything up to `--endpos` (the start is a segment boundary
     /// with complete segments before it), since no WAL may ever arrive to trigger one.
     pub fn on_start(&mut self, now: Instant) -> Actions {
+        self.on_heard(now);
         let mut out = Actions::new();
         out.push(self.status(now, false));
         if self.endpos.is_some_and(|e| self.flush >= e) {
@@ -230,15 +254,50 @@ impl ReceiverCore {
 
     /// When [`ReceiverCore::on_tick`] should next be called, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let interval = self.policy.status_interval?;
-        self.last_status
-            .map_or_else(|| None, |t| t.checked_add(interval))
+        let status = self
+            .policy
+            .status_interval
+            .and_then(|interval| self.last_status?.checked_add(interval));
+        let silence = self.policy.receive_timeout.and_then(|timeout| {
+            let heard = self.last_heard?;
+            if self.pinged {
+                heard.checked_add(timeout)
+            } else {
+                heard.checked_add(timeout / 2)
+            }
+        });
+        match (status, silence) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Time passed: send the periodic status update if it is due.
+    /// Time passed: give up on a silent server, ask it for a reply, or send the periodic
+    /// status update, whichever is due.
     pub fn on_tick(&mut self, now: Instant) -> Actions {
         let mut out = Actions::new();
-        let due = self.next_deadline().is_some_and(|d| now >= d);
+        if let (Some(timeout), Some(heard)) = (self.policy.receive_timeout, self.last_heard) {
+            let silent = now.saturating_duration_since(heard);
+            if silent >= timeout {
+                out.push(Action::PeerSilent);
+                return out;
+            }
+            if silent >= timeout / 2 && !self.pinged {
+                self.pinged = true;
+                self.last_status = Some(now);
+                out.push(Action::SendStatus {
+                    write: self.write_lsn(),
+                    flush: self.reported_flush(),
+                    reply_requested: true,
+                });
+                return out;
+            }
+        }
+        let due = self
+            .policy
+            .status_interval
+            .and_then(|interval| self.last_status?.checked_add(interval))
+            .is_some_and(|d| now >= d);
         if !due {
             return out;
         }
@@ -322,6 +381,7 @@ mod tests {
             status_interval: Some(Duration::from_secs(10)),
             report_flush,
             synchronous,
+            receive_timeout: None,
         }
     }
 
@@ -464,6 +524,7 @@ mod tests {
             status_interval: None,
             report_flush: true,
             synchronous: false,
+            receive_timeout: None,
         };
         let mut core = ReceiverCore::new(p, lsn(0), None);
         core.on_start(t0);
@@ -532,5 +593,60 @@ mod tests {
         core.on_start(t0);
         core.on_flushed(lsn(150), t0);
         assert_eq!(collect(core.on_data(lsn(150), t0)), vec![Action::Stop]);
+    }
+
+    #[test]
+    fn a_silent_server_is_asked_for_a_reply_at_half_the_timeout_then_given_up() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut p = policy(true, false);
+        p.status_interval = None;
+        p.receive_timeout = Some(s(60));
+        let mut core = ReceiverCore::new(p, lsn(100), None);
+        let _ = core.on_start(t0);
+        assert_eq!(core.next_deadline(), Some(t0 + s(30)));
+        assert!(core.on_tick(t0 + s(29)).is_empty());
+        // Half the timeout: one reply request.
+        assert_eq!(
+            collect(core.on_tick(t0 + s(30))),
+            [Action::SendStatus {
+                write: lsn(100),
+                flush: lsn(100),
+                reply_requested: true
+            }]
+        );
+        assert_eq!(core.next_deadline(), Some(t0 + s(60)));
+        assert!(core.on_tick(t0 + s(45)).is_empty());
+        // Still nothing: give up.
+        assert_eq!(collect(core.on_tick(t0 + s(60))), [Action::PeerSilent]);
+    }
+
+    #[test]
+    fn anything_from_the_server_restarts_the_receive_timeout() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut p = policy(false, false);
+        p.receive_timeout = Some(s(60));
+        let mut core = ReceiverCore::new(p, lsn(100), None);
+        let _ = core.on_start(t0);
+        // The status interval (10 s) comes first.
+        assert_eq!(core.next_deadline(), Some(t0 + s(10)));
+        let _ = core.on_tick(t0 + s(10));
+        let _ = core.on_tick(t0 + s(20));
+        let _ = core.on_tick(t0 + s(30)); // the reply request
+        core.on_heard(t0 + s(31));
+        assert_eq!(core.next_deadline(), Some(t0 + s(40)));
+        for t in [40, 50, 60] {
+            assert!(!collect(core.on_tick(t0 + s(t))).contains(&Action::PeerSilent));
+        }
+        assert_eq!(
+            collect(core.on_tick(t0 + s(61))),
+            [Action::SendStatus {
+                write: lsn(100),
+                flush: Lsn::INVALID,
+                reply_requested: true
+            }]
+        );
+        assert_eq!(collect(core.on_tick(t0 + s(91))), [Action::PeerSilent]);
     }
 }

@@ -34,6 +34,10 @@ pub struct ReceiveSettings {
     pub compression: CompressionSpec,
     /// Interval of unsolicited status updates; `None` for none.
     pub status_interval: Option<Duration>,
+    /// How long the server may stay silent before the connection is given up (a reply is
+    /// requested at half of it), like PostgreSQL's `wal_receiver_timeout`; `None` waits
+    /// forever.
+    pub receive_timeout: Option<Duration>,
     /// First reconnect delay.
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
@@ -42,7 +46,8 @@ pub struct ReceiveSettings {
 
 impl ReceiveSettings {
     /// pg_receivewal's defaults for archive `dir`: no slot, fsync, verification on, no
-    /// compression, a status update every 10 s, reconnects after 1 s doubling to 30 s.
+    /// compression, a status update every 10 s, a silent server given up after 60 s (as
+    /// `wal_receiver_timeout`), reconnects after 1 s doubling to 30 s.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -56,6 +61,7 @@ impl ReceiveSettings {
             verify: true,
             compression: CompressionSpec::NONE,
             status_interval: Some(Duration::from_secs(10)),
+            receive_timeout: Some(Duration::from_secs(60)),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
         }

@@ -139,7 +139,9 @@ where
     }
 
     fn conninfo(&self) -> Option<String> {
-        Some(masked_conninfo(&self.config))
+        let mut shown = self.config.clone();
+        shown.hosts = vec![self.host.clone()];
+        Some(masked_conninfo(&shown))
     }
 }
 

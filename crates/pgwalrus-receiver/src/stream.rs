@@ -112,6 +112,7 @@ async fn stream<F: EngineFs>(
         status_interval: settings.status_interval,
         report_flush: settings.slot.is_some() || settings.synchronous,
         synchronous: settings.synchronous,
+        receive_timeout: settings.receive_timeout,
     };
     let server = conn.target().to_owned();
     status.send_modify(|s| {
@@ -184,7 +185,9 @@ async fn stream<F: EngineFs>(
                     let received = wall_clock();
                     let sent = time.to_system_time().unwrap_or(received);
                     status.send_modify(|s| s.on_server_end(wal_end, sent, received));
-                    session.core.on_keepalive(reply_requested, now())
+                    let at = now();
+                    session.core.on_heard(at);
+                    session.core.on_keepalive(reply_requested, at)
                 }
                 Ok(Some(ReplicationMessage::EndOfTimeline { next_tli, next_start })) => {
                     stream = session.next_timeline(stream, next_tli, next_start).await?;
@@ -337,6 +340,7 @@ impl<F: EngineFs> Session<'_, F> {
         data: Bytes,
     ) -> Result<Actions, SessionError> {
         let at = now();
+        self.core.on_heard(at);
         let received = wall_clock();
         let sent = time.to_system_time().unwrap_or(received);
         // Checked before the writer sees it: the chunk that completes a corrupt record is
@@ -425,6 +429,15 @@ impl<F: EngineFs> Session<'_, F> {
                         .map_err(|e| {
                             SessionError::retry(Error::context(e, "could not send feedback"))
                         })?;
+                }
+                Action::PeerSilent => {
+                    let timeout = self.policy.receive_timeout.unwrap_or_default();
+                    return Err(self.retry(Error::msg(format!(
+                        "server {} sent nothing for {} s, not even an answer to a request for a reply (receive timeout); \
+                         giving the connection up",
+                        self.server,
+                        timeout.as_secs()
+                    ))));
                 }
                 Action::Stop => {
                     self.status.send_modify(|s| s.state = State::Stopping);

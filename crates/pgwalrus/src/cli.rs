@@ -219,6 +219,10 @@ pub struct ReceiveArgs {
         default_value_t = 10
     )]
     pub status_interval: u64,
+    /// Give the connection up when the server sends nothing for SECS seconds (a reply is
+    /// requested at half of it), as PostgreSQL's wal_receiver_timeout; 0 waits forever.
+    #[arg(long = "receive-timeout", value_name = "SECS", default_value_t = 60)]
+    pub receive_timeout: u64,
     /// Fsync as WAL arrives and report the flush position at once (for synchronous
     /// replication; commits wait on it).
     #[arg(long = "synchronous")]

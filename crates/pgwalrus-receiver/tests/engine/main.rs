@@ -5,5 +5,6 @@
 
 mod examples;
 mod power_cut;
+mod silent_peer;
 mod support;
 mod two_engines;
