@@ -51,6 +51,50 @@ pub enum Command {
     /// its compression, checked and written atomically.
     #[command(disable_help_flag = true, after_help = crate::exit::RESTORE_HELP)]
     Restore(RestoreArgs),
+    /// Archive every server of a configuration file from one process, with a status view,
+    /// Prometheus metrics and live reload (SIGHUP).
+    #[command(disable_help_flag = true)]
+    Daemon(DaemonArgs),
+    /// Show what a running daemon's servers are doing, one block per server with the
+    /// columns of pg_stat_wal_receiver and the archive's; or ask it to reload or retry.
+    #[command(disable_help_flag = true)]
+    Status(StatusArgs),
+}
+
+/// `pgwalrus daemon`.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// The configuration file (TOML; see docs/daemon.md and pgwalrus.sample.toml).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Only validate the file, then exit (0 valid, 2 not).
+    #[arg(long = "check")]
+    pub check: bool,
+}
+
+/// `pgwalrus status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The daemon's configuration file, for its listen address.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "address"
+    )]
+    pub config: Option<std::path::PathBuf>,
+    /// The daemon's HTTP address (default 127.0.0.1:7433).
+    #[arg(long = "address", value_name = "HOST:PORT")]
+    pub address: Option<String>,
+    /// The rows as JSON (what /status serves).
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Ask the daemon to reload its configuration file.
+    #[arg(long = "reload", conflicts_with = "retry")]
+    pub reload: bool,
+    /// Ask the daemon to start a parked server again.
+    #[arg(long = "retry", value_name = "SERVER")]
+    pub retry: Option<String>,
 }
 
 /// `pgwalrus restore`, for `restore_command = 'pgwalrus restore %f %p -D /archive'`.

@@ -6,6 +6,7 @@
 //! - [`check`]: `pgwalrus check`, the first thing an operator runs.
 //! - [`cli`]: clap syntax and its resolution into validated settings.
 //! - [`connection`]: connection settings from flags; client errors to exit codes.
+//! - [`daemon`]: `pgwalrus daemon`, every server of a configuration file in one process.
 //! - [`dump`]: `pgwalrus dump`, records in pg_waldump's layout.
 //! - [`exit`]: the exit-code table.
 //! - [`failure`]: an error paired with the exit code it maps to.
@@ -14,12 +15,14 @@
 //! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, signals, and the
 //!   receive engine (`pgwalrus-receiver`) on its thread; stop reasons to exit codes.
 //! - [`restore`]: `pgwalrus restore`, the `restore_command`: checked, atomic, prefetching.
+//! - [`status`]: `pgwalrus status`, a running daemon's servers.
 //! - [`verify`]: `pgwalrus verify`, the archive checker.
 //! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
 
 pub mod check;
 pub mod cli;
 pub mod connection;
+pub mod daemon;
 pub mod dump;
 pub mod exit;
 pub mod failure;
@@ -27,6 +30,7 @@ pub mod logging;
 pub mod progress;
 pub mod receive;
 pub mod restore;
+pub mod status;
 pub mod verify;
 pub mod walk;
 

@@ -1,0 +1,314 @@
+//! The daemon's status as others read it: one row per server with the columns of
+//! PostgreSQL's `pg_stat_wal_receiver` plus the archive's (JSON for `/status` and
+//! `pgwalrus status --json`, an expanded text display for `pgwalrus status`), and the
+//! Prometheus text format for `/metrics` — positions as byte counts (`*_lsn_bytes`, so lag
+//! is arithmetic in PromQL, never an LSN in a label), times as Unix seconds, counters
+//! ending in `_total`.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pgwalrus_receiver::ReceiverStatus;
+use serde_json::{Value, json};
+
+use super::supervisor::ServerView;
+
+/// The wall clock, for the daemon's reports (when a server was parked, how far behind).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "status reports need the wall clock; nothing here decides on it"
+)]
+pub fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+/// `2026-12-07T18:29:40.123Z`.
+pub fn iso8601(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// The state shown for a server: the engine's, or `parked`.
+pub fn state_of(view: &ServerView, status: &ReceiverStatus) -> &'static str {
+    if view.parked.is_some() {
+        "parked"
+    } else {
+        status.state.as_str()
+    }
+}
+
+/// One server's row.
+pub fn row(view: &ServerView, at: SystemTime) -> Value {
+    let s = view.status.borrow().clone();
+    let lsn = |l: pgwalrus_wal::Lsn| l.is_valid().then(|| l.to_string());
+    let time = |t: Option<SystemTime>| t.map(iso8601);
+    let (error, since) = match &view.parked {
+        Some(p) => (Some(p.error.clone()), Some(p.since)),
+        None => (s.last_error.clone(), s.last_error_time),
+    };
+    json!({
+        "name": view.name,
+        "status": state_of(view, &s),
+        "parked_reason": view.parked.as_ref().and_then(|p| p.kind).map(|k| k.as_str()),
+        "receive_start_lsn": lsn(s.receive_start_lsn),
+        "receive_start_tli": s.receive_start_tli.map(|t| t.get()),
+        "received_lsn": lsn(s.received_lsn),
+        "written_lsn": lsn(s.written_lsn),
+        "flushed_lsn": lsn(s.flushed_lsn),
+        "received_tli": s.received_tli.map(|t| t.get()),
+        "last_msg_send_time": time(s.last_msg_send_time),
+        "last_msg_receipt_time": time(s.last_msg_receipt_time),
+        "latest_end_lsn": lsn(s.latest_end_lsn),
+        "latest_end_time": time(s.latest_end_time),
+        "slot_name": s.slot_name,
+        "sender_host": s.sender_host,
+        "sender_port": s.sender_port,
+        "conninfo": s.conninfo,
+        "last_completed_segment": s.last_completed_segment.map(|n| n.to_string()),
+        "segments_completed": s.segments_completed,
+        "bytes_behind": s.bytes_behind(),
+        "seconds_behind": s.time_behind(at).map(|d| d.as_secs_f64()),
+        "last_error": error,
+        "last_error_time": time(since),
+    })
+}
+
+/// `/status`: every server's row.
+pub fn status_json(views: &[ServerView]) -> Value {
+    let at = now();
+    json!({
+        "time": iso8601(at),
+        "servers": views.iter().map(|v| row(v, at)).collect::<Vec<_>>(),
+    })
+}
+
+/// `pgwalrus status`: the rows of `/status` in psql's expanded display.
+pub fn status_text(status: &Value) -> String {
+    let mut out = String::new();
+    let empty = Vec::new();
+    let servers = status["servers"].as_array().unwrap_or(&empty);
+    if servers.is_empty() {
+        out.push_str("(no servers)\n");
+    }
+    for server in servers {
+        let name = server["name"].as_str().unwrap_or("?");
+        let _ = writeln!(out, "-[ server {name} ]{}", "-".repeat(40));
+        if let Some(fields) = server.as_object() {
+            for (key, value) in fields.iter().filter(|(k, _)| *k != "name") {
+                let shown = match value {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(out, "{key:<23}| {shown}");
+            }
+        }
+    }
+    out
+}
+
+const STATES: [&str; 6] = [
+    "starting",
+    "streaming",
+    "waiting",
+    "stopping",
+    "stopped",
+    "parked",
+];
+
+/// `/metrics`: the Prometheus text format.
+pub fn metrics(views: &[ServerView]) -> String {
+    let at = now();
+    let rows: Vec<(String, ReceiverStatus, &'static str, bool)> = views
+        .iter()
+        .map(|v| {
+            let s = v.status.borrow().clone();
+            let state = state_of(v, &s);
+            (escape(&v.name), s, state, v.parked.is_some())
+        })
+        .collect();
+    let mut out = String::new();
+    let mut family =
+        |name: &str, kind: &str, help: &str, values: &mut dyn Iterator<Item = String>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for line in values {
+                let _ = writeln!(out, "{name}{line}");
+            }
+        };
+    let per_server = |f: &dyn Fn(&ReceiverStatus) -> Option<f64>| {
+        rows.iter()
+            .filter_map(|(name, s, _, _)| f(s).map(|v| format!("{{server=\"{name}\"}} {v}")))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "pgwalrus_server_state",
+        "gauge",
+        "What the server's receiver is doing: 1 for its current state, 0 for the others.",
+        &mut rows.iter().flat_map(|(name, _, state, _)| {
+            STATES.iter().map(move |s| {
+                format!(
+                    "{{server=\"{name}\",state=\"{s}\"}} {}",
+                    u8::from(s == state)
+                )
+            })
+        }),
+    );
+    family(
+        "pgwalrus_server_parked",
+        "gauge",
+        "1 while the server is parked: stopped for a reason retrying cannot fix, until its configuration changes or a retry is requested.",
+        &mut rows
+            .iter()
+            .map(|(name, _, _, parked)| format!("{{server=\"{name}\"}} {}", u8::from(*parked))),
+    );
+    let lsn = |l: pgwalrus_wal::Lsn| l.is_valid().then(|| l.as_u64() as f64);
+    for (metric, help, f) in [
+        (
+            "pgwalrus_received_lsn_bytes",
+            "End of the WAL received and checked, as a byte position.",
+            (&|s: &ReceiverStatus| lsn(s.received_lsn)) as &dyn Fn(&ReceiverStatus) -> Option<f64>,
+        ),
+        (
+            "pgwalrus_written_lsn_bytes",
+            "End of the WAL handed to the operating system, as a byte position.",
+            &|s: &ReceiverStatus| lsn(s.written_lsn),
+        ),
+        (
+            "pgwalrus_flushed_lsn_bytes",
+            "End of the WAL that is durable in the archive, as a byte position.",
+            &|s: &ReceiverStatus| lsn(s.flushed_lsn),
+        ),
+        (
+            "pgwalrus_server_end_lsn_bytes",
+            "The server's end of WAL as it last said, as a byte position.",
+            &|s: &ReceiverStatus| lsn(s.latest_end_lsn),
+        ),
+        (
+            "pgwalrus_received_timeline",
+            "Timeline of the WAL being received.",
+            &|s: &ReceiverStatus| s.received_tli.map(|t| f64::from(t.get())),
+        ),
+        (
+            "pgwalrus_behind_bytes",
+            "Bytes of WAL the server has that are not yet durable in the archive.",
+            &|s: &ReceiverStatus| Some(s.bytes_behind() as f64),
+        ),
+        (
+            "pgwalrus_last_message_receipt_timestamp_seconds",
+            "When the last message from the server arrived (Unix time).",
+            &|s: &ReceiverStatus| s.last_msg_receipt_time.map(unix),
+        ),
+        (
+            "pgwalrus_last_error_timestamp_seconds",
+            "When the last error happened (Unix time).",
+            &|s: &ReceiverStatus| s.last_error_time.map(unix),
+        ),
+    ] {
+        family(metric, "gauge", help, &mut per_server(f).into_iter());
+    }
+    family(
+        "pgwalrus_behind_seconds",
+        "gauge",
+        "How long the received position has been behind the server's end of WAL.",
+        &mut per_server(&|s: &ReceiverStatus| s.time_behind(at).map(|d: Duration| d.as_secs_f64()))
+            .into_iter(),
+    );
+    family(
+        "pgwalrus_segments_completed_total",
+        "counter",
+        "Segments completed in the archive since the server's engine started.",
+        &mut per_server(&|s: &ReceiverStatus| Some(s.segments_completed as f64)).into_iter(),
+    );
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_iso_8601_in_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_668_180_123);
+        assert_eq!(iso8601(t), "2026-12-07T18:29:40.123Z");
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(iso8601(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn metrics_have_help_type_and_one_line_per_server() {
+        let (_tx, status) = pgwalrus_receiver::status::channel();
+        let views = vec![
+            ServerView {
+                name: "a\"b".to_owned(),
+                status: status.clone(),
+                parked: None,
+            },
+            ServerView {
+                name: "c".to_owned(),
+                status,
+                parked: Some(super::super::supervisor::Parked {
+                    kind: Some(pgwalrus_receiver::StopKind::WalGone),
+                    error: "gone".to_owned(),
+                    since: UNIX_EPOCH,
+                }),
+            },
+        ];
+        let text = metrics(&views);
+        assert!(
+            text.contains("# TYPE pgwalrus_segments_completed_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwalrus_server_state{server=\"a\\\"b\",state=\"starting\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwalrus_server_state{server=\"c\",state=\"parked\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwalrus_server_parked{server=\"c\"} 1"),
+            "{text}"
+        );
+        // Unknown positions are left out, not reported as 0.
+        assert!(!text.contains("pgwalrus_flushed_lsn_bytes{"), "{text}");
+        let json = status_json(&views);
+        assert_eq!(json["servers"][1]["status"], "parked");
+        assert_eq!(json["servers"][1]["parked_reason"], "wal_gone");
+        assert!(status_text(&json).contains("-[ server c ]"));
+    }
+}
