@@ -118,12 +118,14 @@ impl Supervisor {
         let name = config.name.clone();
         let (trigger, shutdown) = Shutdown::new();
         let source = FromConfig::new(config.conn.clone());
-        let spawned = pgwalrus_receiver::spawn(
-            &format!("pgwalrus-{name}"),
-            config.settings.clone(),
-            source,
-            shutdown,
-        );
+        let spawned = ensure_dir(&config.settings.dir).and_then(|()| {
+            pgwalrus_receiver::spawn(
+                &format!("pgwalrus-{name}"),
+                config.settings.clone(),
+                source,
+                shutdown,
+            )
+        });
         let server = match spawned {
             Ok(engine) => {
                 let status = engine.status();
@@ -345,4 +347,31 @@ impl Supervisor {
         }
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = rows;
     }
+}
+
+/// Creates the archive directory `dir` if it is missing, durably: every directory made is
+/// entered in its parent, and the parent fsynced, before any WAL goes in (a crash must not
+/// take the directory, and the WAL in it, away after the slot moved on).
+fn ensure_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let fs = pgwalrus_archive::StdFs::new();
+    for made in missing {
+        if let Some(parent) = made.parent() {
+            pgwalrus_archive::durable::sync_dir(&fs, parent, pgwalrus_archive::Durability::Fsync)
+                .map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
 }

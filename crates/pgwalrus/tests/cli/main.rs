@@ -17,10 +17,12 @@
 //! * [`compress`] — `-Z` gzip, lz4 and zstd: the standard tools and `pg_receivewal` 15 as
 //!   oracles, `kill -9`, cut `.partial` files, archives that change method;
 //!
+//! [`daemon`] (`pgwalrus daemon` and `pgwalrus status`: several servers, parking, reload),
 //! and [`verify`] (`pgwalrus verify` and `dump` over real WAL), with helpers in [`receive_support`] and [`support`].
 
 mod check;
 mod compress;
+mod daemon;
 mod receive_basic;
 mod receive_crash;
 mod receive_errors;

@@ -236,6 +236,11 @@ impl Background {
         self.process.is_running()
     }
 
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
     /// Sends `signal` (`TERM`, `INT`, …).
     pub(crate) fn signal(&self, signal: &str) {
         self.process.signal(signal);

@@ -1,0 +1,296 @@
+//! `pgwalrus daemon` and `pgwalrus status` against real servers: several servers in one
+//! process, one crashing while the others stream, a server parked for another cluster's
+//! archive, a reload that adds, removes and keeps servers (the kept one keeps its
+//! walsender), an invalid file that changes nothing, the password nowhere to be seen, and
+//! every archive byte-identical to its server's `pg_wal`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use pgwalrus_testkit::{Cluster, PASSWORD, SCRAM_USER, TRUST_USER, pg_bin, wait_until};
+use serde_json::Value;
+
+use crate::support::{Background, Home, pgwalrus};
+
+fn cluster() -> Cluster {
+    Cluster::builder(&pg_bin())
+        .initdb_arg("--wal-segsize=1")
+        .setting("wal_keep_size", "256MB")
+        .start()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn load_and_switch(c: &Cluster) -> String {
+    c.psql(
+        "CREATE TABLE IF NOT EXISTS load (i int, t text);\n\
+         INSERT INTO load SELECT g, repeat(md5(g::text), 15) FROM generate_series(1, 500) g;\n\
+         SELECT pg_switch_wal();",
+    );
+    c.current_wal_lsn()
+}
+
+fn lsn(text: &str) -> u64 {
+    let (hi, lo) = text.split_once('/').expect("an LSN");
+    (u64::from_str_radix(hi, 16).expect("hex") << 32) | u64::from_str_radix(lo, 16).expect("hex")
+}
+
+struct Daemon<'a> {
+    home: &'a Home,
+    address: String,
+    process: Background,
+}
+
+impl Daemon<'_> {
+    fn status(&self) -> Value {
+        let run = pgwalrus(
+            self.home,
+            &["status", "--json", "--address", &self.address],
+            &[],
+        );
+        run.expect_code(0);
+        serde_json::from_str(&run.stdout).expect("JSON from pgwalrus status --json")
+    }
+
+    fn server(&self, name: &str) -> Value {
+        self.status()["servers"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    #[track_caller]
+    fn wait_state(&self, name: &str, state: &str) {
+        assert!(
+            wait_until(Duration::from_secs(30), || self.server(name)["status"]
+                == state),
+            "server {name} is not {state}: {}\n--- daemon log\n{}",
+            self.server(name),
+            self.process.stderr()
+        );
+    }
+
+    #[track_caller]
+    fn wait_flushed(&self, name: &str, at_least: &str) {
+        let wanted = lsn(at_least);
+        assert!(
+            wait_until(Duration::from_secs(30), || self.server(name)["flushed_lsn"]
+                .as_str()
+                .is_some_and(|f| lsn(f) >= wanted)),
+            "server {name} did not flush up to {at_least}: {}",
+            self.server(name)
+        );
+    }
+}
+
+/// Every complete segment in `archive` equals the server's; returns how many.
+#[track_caller]
+fn assert_identical(c: &Cluster, archive: &Path) -> usize {
+    let mut compared = 0;
+    for entry in std::fs::read_dir(archive).expect("list the archive") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.len() != 24 {
+            continue;
+        }
+        let ours = std::fs::read(archive.join(&name)).expect("read");
+        let theirs = std::fs::read(c.pg_wal_dir().join(&name)).expect("the server's copy");
+        assert!(
+            ours == theirs,
+            "{name} in {} differs from pg_wal",
+            archive.display()
+        );
+        compared += 1;
+    }
+    compared
+}
+
+/// The body of `GET path` from the daemon's endpoint.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the daemon");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+fn walsender(c: &Cluster, application_name: &str) -> String {
+    c.psql(&format!(
+        "SELECT pid || ' ' || backend_start FROM pg_stat_replication WHERE application_name = '{application_name}'"
+    ))
+}
+
+#[test]
+fn daemon_archives_several_servers_parks_one_reloads_by_name_and_never_shows_the_password() {
+    let (a, b, c) = (cluster(), cluster(), cluster());
+    let home = Home::new();
+    let root = home.path().join("archive");
+    std::fs::create_dir_all(&root).expect("archive root");
+    // A directory holding WAL of cluster a, configured for server b: refused, parked.
+    let foreign = root.join("wrong");
+    std::fs::create_dir_all(&foreign).expect("dir");
+    let seg = a.switch_wal();
+    std::fs::copy(a.pg_wal_dir().join(&seg), foreign.join(&seg)).expect("copy a segment");
+
+    let address = format!("127.0.0.1:{}", free_port());
+    let server = |name: &str, c: &Cluster, user: &str, extra: &str| {
+        format!(
+            "[[server]]\nname = \"{name}\"\nconninfo = \"host=127.0.0.1 port={} user={user}{extra}\"\n",
+            c.port()
+        )
+    };
+    let head = format!(
+        "listen = \"{address}\"\n\n[defaults]\nslot = \"pgwalrus\"\ncreate_slot = true\narchive = \"{}\"\nstatus_interval = 1\n\n",
+        root.display()
+    );
+    let config = home.path().join("pgwalrus.toml");
+    let first = format!(
+        "{head}{}{}{}archive = \"{}\"\n",
+        server("a", &a, SCRAM_USER, &format!(" password={PASSWORD}")),
+        server("b", &b, TRUST_USER, ""),
+        server("wrong", &b, TRUST_USER, ""),
+        foreign.display()
+    );
+    std::fs::write(&config, &first).expect("write the configuration");
+    let config_arg = config.to_string_lossy().into_owned();
+    pgwalrus(&home, &["daemon", "--check", "-c", &config_arg], &[]).expect_code(0);
+
+    let log = home.path().join("daemon.log");
+    let daemon = Daemon {
+        home: &home,
+        address: address.clone(),
+        process: Background::spawn(&home, &["daemon", "-c", &config_arg], &[], &log),
+    };
+    daemon.wait_state("a", "streaming");
+    daemon.wait_state("b", "streaming");
+    daemon.wait_state("wrong", "parked");
+    assert_eq!(daemon.server("wrong")["parked_reason"], "other_cluster");
+
+    for _ in 0..2 {
+        load_and_switch(&a);
+    }
+    let b_end = {
+        load_and_switch(&b);
+        load_and_switch(&b)
+    };
+    daemon.wait_flushed("a", &a.current_wal_lsn());
+    daemon.wait_flushed("b", &b_end);
+
+    // Server a crashes: it reconnects in the status, b streams on.
+    a.kill9();
+    daemon.wait_state("a", "waiting");
+    assert!(
+        daemon.server("a")["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
+    let b_more = load_and_switch(&b);
+    daemon.wait_flushed("b", &b_more);
+    assert_eq!(daemon.server("b")["status"], "streaming");
+    a.start();
+    daemon.wait_state("a", "streaming");
+    let a_end = load_and_switch(&a);
+    daemon.wait_flushed("a", &a_end);
+
+    // What an operator sees: the text display, the metrics.
+    let text = pgwalrus(&home, &["status", "--address", &address], &[]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("-[ server b ]"), "{}", text.stdout);
+    assert!(text.stdout.contains("parked_reason"), "{}", text.stdout);
+    let metrics = http_get(&address, "/metrics");
+    assert!(
+        metrics.contains("pgwalrus_flushed_lsn_bytes{server=\"b\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pgwalrus_server_parked{server=\"wrong\"} 1"),
+        "{metrics}"
+    );
+    assert!(http_get(&address, "/healthz").starts_with("ok"));
+
+    // Reload: a removed, b unchanged (keeps its walsender), c added, wrong removed.
+    let before = walsender(&b, "pgwalrus-b");
+    assert!(!before.is_empty(), "no walsender for b");
+    let second = format!(
+        "{head}{}{}",
+        server("b", &b, TRUST_USER, ""),
+        server("c", &c, TRUST_USER, "")
+    );
+    std::fs::write(&config, &second).expect("write the new configuration");
+    let reload = pgwalrus(&home, &["status", "--reload", "--address", &address], &[]);
+    reload.expect_code(0);
+    assert!(
+        reload
+            .stdout
+            .contains("1 added, 2 removed, 0 changed, 1 unchanged"),
+        "{}",
+        reload.stdout
+    );
+    daemon.wait_state("c", "streaming");
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon.server("a").is_null()),
+        "server a is still listed after its removal"
+    );
+    assert_eq!(
+        walsender(&b, "pgwalrus-b"),
+        before,
+        "b reconnected on a reload that did not change it"
+    );
+    let c_end = load_and_switch(&c);
+    daemon.wait_flushed("c", &c_end);
+
+    // A file that does not validate changes nothing.
+    std::fs::write(&config, format!("{second}bogus_key = 1\n")).expect("write");
+    let refused = pgwalrus(&home, &["status", "--reload", "--address", &address], &[]);
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("bogus_key"), "{}", refused.stderr);
+    assert_eq!(daemon.server("b")["status"], "streaming");
+    assert_eq!(daemon.server("c")["status"], "streaming");
+    assert_eq!(walsender(&b, "pgwalrus-b"), before);
+
+    // The password is nowhere: log, status, JSON, metrics, command line.
+    let status_json = serde_json::to_string(&daemon.status()).expect("JSON");
+    let mut process = daemon.process;
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", process.pid()))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .expect("the daemon's command line");
+    process.signal("TERM");
+    process.expect_exit(0, Duration::from_secs(30));
+    let log_text = process.stderr();
+    for (what, text) in [
+        ("the daemon's log", &log_text),
+        ("pgwalrus status", &text.stdout),
+        ("/status", &status_json),
+        ("/metrics", &metrics),
+        ("/proc/PID/cmdline", &cmdline),
+    ] {
+        assert!(!text.contains(PASSWORD), "the password shows in {what}");
+    }
+    assert!(log_text.contains("parked (other_cluster)"), "{log_text}");
+
+    assert!(assert_identical(&a, &root.join("a")) >= 3);
+    assert!(assert_identical(&b, &root.join("b")) >= 3);
+    assert!(assert_identical(&c, &root.join("c")) >= 1);
+    // The parked server touched nothing.
+    assert_eq!(
+        std::fs::read_dir(&foreign).expect("list").count(),
+        1,
+        "the refused archive was changed"
+    );
+}
