@@ -6,8 +6,9 @@ use tracing::Level;
 use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::prelude::*;
 
-/// Installs the global subscriber. Called once, from `main`.
-pub fn init(verbose: u8, quiet: bool) {
+/// Installs the global subscriber. Called once, from `main`; `json` writes one JSON object
+/// per line (the daemon's `log_format = "json"`).
+pub fn init(verbose: u8, quiet: bool, json: bool) {
     let level = match (quiet, verbose) {
         (true, _) => Level::ERROR,
         (false, 0) => Level::INFO,
@@ -15,13 +16,19 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, _) => Level::TRACE,
     };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let layer = tracing_subscriber::fmt::layer()
+    let live = terminal && !json;
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(terminal)
-        .with_target(verbose > 1)
+        .with_target(verbose > 1 || json);
+    let layer = if json {
+        format.json().boxed()
+    } else {
+        format.with_ansi(terminal).boxed()
+    };
+    let layer = layer
         .with_filter(LevelFilter::from_level(level))
         .with_filter(filter_fn(move |meta| {
-            !(terminal && meta.target() == pgwalrus_receiver::SEGMENT_LOG_TARGET)
+            !(live && meta.target() == pgwalrus_receiver::SEGMENT_LOG_TARGET)
         }));
     tracing_subscriber::registry().with(layer).init();
 }

@@ -24,7 +24,14 @@ fn main() -> ExitCode {
             };
         }
     };
-    pgwalrus::logging::init(cli.verbose, cli.quiet);
+    // The daemon's log format is in its configuration file (read again, and checked, by
+    // the command itself).
+    let json = match &cli.command {
+        Command::Daemon(args) => pgwalrus::daemon::config::load(&args.config)
+            .is_ok_and(|c| c.log_format == pgwalrus::daemon::config::LogFormat::Json),
+        _ => false,
+    };
+    pgwalrus::logging::init(cli.verbose, cli.quiet, json);
     let outcome = match cli.command {
         Command::Check(args) => pgwalrus::check::run(&args),
         Command::Receive(args) => pgwalrus::receive::run(&args, cli.quiet),

@@ -292,6 +292,18 @@ status_interval = 0
     }
 
     #[test]
+    fn the_sample_file_in_the_repository_is_valid() {
+        let c = parse(
+            "pgwalrus.sample.toml",
+            include_str!("../../../../pgwalrus.sample.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.servers[1].settings.synchronous);
+    }
+
+    #[test]
     fn mistakes_are_refused_with_file_line_and_key() {
         let unknown =
             "[[server]]\nname = \"a\"\nconninfo = \"host=h\"\narchive = \"/a\"\nslots = \"x\"\n";
