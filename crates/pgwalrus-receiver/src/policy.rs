@@ -18,6 +18,11 @@
 //!   `wal_receiver_timeout`); one silent for the whole timeout is given up on
 //!   ([`Action::PeerSilent`]), so a connection whose other end vanished without a FIN is
 //!   noticed in bounded time, not after the kernel's keepalive (hours).
+//! - While WAL flows, nothing stays un-fsynced longer than the flush interval (default 1 s):
+//!   an fsync is requested once the oldest byte not yet durable is that old, and the durable
+//!   position is reported as soon as it returns (with a slot or in synchronous mode). An OS
+//!   crash then loses at most that much, and the server's `flush_lsn` for the archive (and
+//!   the slot) trails by at most that much — pg_receivewal fsyncs only at segment ends.
 //! - In synchronous mode the writer fsyncs once the WAL waiting to be written is written
 //!   (one fsync covers every chunk that arrived meanwhile) and every durable position goes
 //!   out the moment it is reported.
@@ -38,6 +43,9 @@ pub struct FeedbackPolicy {
     /// How long the server may stay silent before the connection is given up; `None`
     /// waits forever.
     pub receive_timeout: Option<Duration>,
+    /// Longest time a received byte stays un-fsynced while WAL flows; `None` fsyncs only
+    /// when a segment completes (and when the server asks for a reply or a status is due).
+    pub flush_interval: Option<Duration>,
 }
 
 /// What the session loop must do next, in order.
@@ -84,6 +92,10 @@ pub struct ReceiverCore {
     last_heard: Option<Instant>,
     /// A reply was requested since then.
     pinged: bool,
+    /// When the oldest byte not yet durable arrived (about), while there is one.
+    unflushed_since: Option<Instant>,
+    /// When the pending fsync was requested: bytes it does not cover arrived after it.
+    sync_requested_at: Option<Instant>,
 }
 
 impl ReceiverCore {
@@ -101,7 +113,14 @@ impl ReceiverCore {
             stopping: false,
             last_heard: None,
             pinged: false,
+            unflushed_since: None,
+            sync_requested_at: None,
         }
+    }
+
+    /// When the oldest byte not yet durable arrived (about), if there is one.
+    pub fn unflushed_since(&self) -> Option<Instant> {
+        self.unflushed_since
     }
 
     /// A message (WAL or keepalive) arrived from the server.
@@ -159,6 +178,13 @@ impl ReceiverCore {
         }
     }
 
+    /// Request time of the pending sync, for [`ReceiverCore::on_synced`].
+    fn note_sync_request(&mut self, now: Instant) {
+        if !self.sync_pending {
+            self.sync_requested_at = Some(now);
+        }
+    }
+
     /// Call first, right after START_REPLICATION succeeded: the initial status update, as
     /// pg_receivewal sends, so the server sees our position at once; and a stop when the
     /// archive already holds everything up to `--endpos` (the start is a segment boundary
@@ -175,10 +201,13 @@ impl ReceiverCore {
     }
 
     /// `len` bytes of WAL ending at `end` were handed to the writer.
-    pub fn on_data(&mut self, end: Lsn, _now: Instant) -> Actions {
+    pub fn on_data(&mut self, end: Lsn, now: Instant) -> Actions {
         let mut out = Actions::new();
         if end > self.received {
             self.received = end;
+            if end > self.flush && self.unflushed_since.is_none() {
+                self.unflushed_since = Some(now);
+            }
         }
         if let Some(endpos) = self.endpos
             && self.received >= endpos
@@ -186,6 +215,7 @@ impl ReceiverCore {
         {
             self.stopping = true;
             if self.flush < endpos {
+                self.note_sync_request(now);
                 self.request_sync(&mut out);
             } else {
                 out.push(Action::Stop);
@@ -203,6 +233,7 @@ impl ReceiverCore {
         if self.policy.report_flush && self.flush < self.received {
             // The reply carries the flush position: make it as fresh as possible first.
             self.reply_after_sync = true;
+            self.note_sync_request(now);
             self.request_sync(&mut out);
         } else {
             out.push(self.status(now, false));
@@ -213,7 +244,12 @@ impl ReceiverCore {
     /// The writer answered an [`Action::Sync`]: everything up to `lsn` is durable.
     pub fn on_synced(&mut self, lsn: Lsn, now: Instant) -> Actions {
         self.sync_pending = false;
+        // What the sync did not cover arrived after it was asked for.
+        let since = self.sync_requested_at.take().unwrap_or(now);
         let mut out = self.advance_flush(lsn, now);
+        if self.flush < self.received {
+            self.unflushed_since = Some(since);
+        }
         if self.reply_after_sync {
             self.reply_after_sync = false;
             if !out.iter().any(|a| matches!(a, Action::SendStatus { .. })) {
@@ -236,6 +272,7 @@ impl ReceiverCore {
         let mut out = Actions::new();
         if lsn > self.flush {
             self.flush = lsn;
+            self.unflushed_since = (self.flush < self.received).then_some(now);
             // Synchronous mode: a commit waits on this very position; say it now.
             if self.policy.synchronous {
                 out.push(self.status(now, false));
@@ -266,10 +303,11 @@ impl ReceiverCore {
                 heard.checked_add(timeout / 2)
             }
         });
-        match (status, silence) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let flush = match (self.policy.flush_interval, self.unflushed_since) {
+            (Some(interval), Some(since)) if !self.sync_pending => since.checked_add(interval),
+            _ => None,
+        };
+        [status, silence, flush].into_iter().flatten().min()
     }
 
     /// Time passed: give up on a silent server, ask it for a reply, or send the periodic
@@ -293,6 +331,16 @@ impl ReceiverCore {
                 return out;
             }
         }
+        if let (Some(interval), Some(since)) = (self.policy.flush_interval, self.unflushed_since)
+            && !self.sync_pending
+            && now.saturating_duration_since(since) >= interval
+        {
+            // The oldest byte not yet durable is that old: fsync, then say so.
+            self.note_sync_request(now);
+            self.reply_after_sync |= self.policy.report_flush;
+            self.request_sync(&mut out);
+            return out;
+        }
         let due = self
             .policy
             .status_interval
@@ -303,6 +351,7 @@ impl ReceiverCore {
         }
         if self.policy.report_flush && self.flush < self.received {
             self.reply_after_sync = true;
+            self.note_sync_request(now);
             self.request_sync(&mut out);
             // Do not fire again while the sync runs.
             self.last_status = Some(now);
@@ -382,6 +431,7 @@ mod tests {
             report_flush,
             synchronous,
             receive_timeout: None,
+            flush_interval: None,
         }
     }
 
@@ -525,6 +575,7 @@ mod tests {
             report_flush: true,
             synchronous: false,
             receive_timeout: None,
+            flush_interval: None,
         };
         let mut core = ReceiverCore::new(p, lsn(0), None);
         core.on_start(t0);
@@ -648,5 +699,53 @@ mod tests {
             }]
         );
         assert_eq!(collect(core.on_tick(t0 + s(91))), [Action::PeerSilent]);
+    }
+
+    #[test]
+    fn flowing_wal_is_fsynced_and_reported_within_the_flush_interval() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = policy(true, false);
+        p.flush_interval = Some(ms(1000));
+        let mut core = ReceiverCore::new(p, lsn(100), None);
+        let _ = core.on_start(t0);
+        assert_eq!(core.unflushed_since(), None);
+        // WAL arrives at 0.2 s and keeps arriving.
+        assert!(core.on_data(lsn(200), t0 + ms(200)).is_empty());
+        assert!(core.on_data(lsn(300), t0 + ms(700)).is_empty());
+        assert_eq!(core.unflushed_since(), Some(t0 + ms(200)));
+        assert_eq!(core.next_deadline(), Some(t0 + ms(1200)));
+        assert!(core.on_tick(t0 + ms(1100)).is_empty());
+        // The oldest byte is 1 s old: fsync, and no second request while it runs.
+        assert_eq!(collect(core.on_tick(t0 + ms(1200))), [Action::Sync]);
+        assert!(core.on_tick(t0 + ms(1300)).is_empty());
+        let _ = core.on_data(lsn(400), t0 + ms(1250));
+        // The sync covered up to 300; 300..400 arrived after it was asked for.
+        assert_eq!(
+            collect(core.on_synced(lsn(300), t0 + ms(1400))),
+            [Action::SendStatus {
+                write: lsn(300),
+                flush: lsn(300),
+                reply_requested: false
+            }]
+        );
+        assert_eq!(core.unflushed_since(), Some(t0 + ms(1200)));
+        assert_eq!(collect(core.on_tick(t0 + ms(2200))), [Action::Sync]);
+        let _ = core.on_synced(lsn(400), t0 + ms(2300));
+        assert_eq!(core.unflushed_since(), None);
+        // Only the periodic status is left, 10 s after the last one.
+        assert_eq!(core.next_deadline(), Some(t0 + ms(12_300)));
+    }
+
+    #[test]
+    fn without_a_flush_interval_flowing_wal_waits_for_the_segment_end() {
+        let t0 = Instant::now();
+        let mut p = policy(true, false);
+        p.status_interval = None;
+        let mut core = ReceiverCore::new(p, lsn(100), None);
+        let _ = core.on_start(t0);
+        let _ = core.on_data(lsn(200), t0);
+        assert_eq!(core.next_deadline(), None);
+        assert!(core.on_tick(t0 + Duration::from_secs(3600)).is_empty());
     }
 }

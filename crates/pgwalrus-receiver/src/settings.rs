@@ -38,6 +38,10 @@ pub struct ReceiveSettings {
     /// requested at half of it), like PostgreSQL's `wal_receiver_timeout`; `None` waits
     /// forever.
     pub receive_timeout: Option<Duration>,
+    /// Longest time received WAL stays un-fsynced while it flows (and, with a slot or in
+    /// synchronous mode, unreported as flushed); `None` fsyncs only at segment ends, as
+    /// pg_receivewal does.
+    pub flush_interval: Option<Duration>,
     /// First reconnect delay.
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
@@ -47,7 +51,7 @@ pub struct ReceiveSettings {
 impl ReceiveSettings {
     /// pg_receivewal's defaults for archive `dir`: no slot, fsync, verification on, no
     /// compression, a status update every 10 s, a silent server given up after 60 s (as
-    /// `wal_receiver_timeout`), reconnects after 1 s doubling to 30 s.
+    /// `wal_receiver_timeout`), received WAL fsynced within 1 s while it flows, reconnects after 1 s doubling to 30 s.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -62,6 +66,7 @@ impl ReceiveSettings {
             compression: CompressionSpec::NONE,
             status_interval: Some(Duration::from_secs(10)),
             receive_timeout: Some(Duration::from_secs(60)),
+            flush_interval: Some(Duration::from_secs(1)),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
         }

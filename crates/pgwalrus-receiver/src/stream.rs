@@ -113,6 +113,7 @@ async fn stream<F: EngineFs>(
         report_flush: settings.slot.is_some() || settings.synchronous,
         synchronous: settings.synchronous,
         receive_timeout: settings.receive_timeout,
+        flush_interval: settings.flush_interval,
     };
     let server = conn.target().to_owned();
     status.send_modify(|s| {

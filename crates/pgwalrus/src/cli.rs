@@ -263,6 +263,11 @@ pub struct ReceiveArgs {
         default_value_t = 10
     )]
     pub status_interval: u64,
+    /// While WAL flows, fsync what was received at least every SECS seconds and report it as
+    /// flushed (with a slot or --synchronous), so an OS crash loses at most that much; 0
+    /// fsyncs only when a segment completes, as pg_receivewal does.
+    #[arg(long = "flush-interval", value_name = "SECS", default_value_t = 1)]
+    pub flush_interval: u64,
     /// Give the connection up when the server sends nothing for SECS seconds (a reply is
     /// requested at half of it), as PostgreSQL's wal_receiver_timeout; 0 waits forever.
     #[arg(long = "receive-timeout", value_name = "SECS", default_value_t = 60)]

@@ -86,6 +86,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
         compression: args.compress.unwrap_or_default(),
         status_interval: (args.status_interval > 0)
             .then(|| Duration::from_secs(args.status_interval)),
+        flush_interval: (args.flush_interval > 0).then(|| Duration::from_secs(args.flush_interval)),
         receive_timeout: (args.receive_timeout > 0)
             .then(|| Duration::from_secs(args.receive_timeout)),
         backoff_initial: Duration::from_secs(1),

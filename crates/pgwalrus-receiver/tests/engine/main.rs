@@ -4,6 +4,7 @@
 //! point. Every completed segment is compared byte for byte with the server's `pg_wal`.
 
 mod examples;
+mod flush_interval;
 mod power_cut;
 mod silent_peer;
 mod support;

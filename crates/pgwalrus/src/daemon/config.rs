@@ -33,6 +33,7 @@ struct ServerKeys {
     fsync: Option<bool>,
     status_interval: Option<u64>,
     receive_timeout: Option<u64>,
+    flush_interval: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +238,7 @@ fn resolve(defaults: &ServerKeys, keys: &ServerKeys) -> Result<ServerConfig, Str
     settings.compression = compression;
     settings.status_interval = seconds(keys.status_interval, defaults.status_interval, 10);
     settings.receive_timeout = seconds(keys.receive_timeout, defaults.receive_timeout, 60);
+    settings.flush_interval = seconds(keys.flush_interval, defaults.flush_interval, 1);
     Ok(ServerConfig {
         name,
         settings,
