@@ -89,6 +89,10 @@ pub struct StatusArgs {
     /// The rows as JSON (what /status serves).
     #[arg(long = "json")]
     pub json: bool,
+    /// A file holding the daemon's bearer token (default: the configuration's
+    /// http_token_file, with -c).
+    #[arg(long = "token-file", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Ask the daemon to reload its configuration file.
     #[arg(long = "reload", conflicts_with = "retry")]
     pub reload: bool,

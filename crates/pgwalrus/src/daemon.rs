@@ -10,11 +10,13 @@
 //! - [`supervisor`]: the servers and their engines; reload by name.
 //! - [`http`]: the HTTP endpoint.
 //! - [`report`]: the status rows (JSON, text) and the Prometheus metrics.
+//! - [`systemd`]: `Type=notify` (ready, reloading, stopping, watchdog).
 
 pub mod config;
 pub mod http;
 pub mod report;
 pub mod supervisor;
+pub mod systemd;
 
 use std::path::Path;
 
@@ -63,22 +65,43 @@ async fn serve(file: &Path, loaded: config::DaemonConfig) -> Outcome {
     let (requests, mut incoming) = mpsc::channel(16);
     let mut supervisor = Supervisor::new(loaded.clone());
     let view = supervisor.view();
-    tokio::spawn(http::serve(listener, view, requests));
+    tokio::spawn(http::serve(
+        listener,
+        view,
+        requests,
+        loaded.http_token.clone().map(std::sync::Arc::from),
+    ));
+    let systemd = systemd::Notifier::from_env();
+    let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
     info!(
         "daemon started: {} server(s), status on http://{}/status",
         loaded.servers.len(),
         loaded.listen
     );
     supervisor.start_all();
+    let ready = |n: usize| format!("READY=1\nSTATUS=archiving {n} server(s)");
+    systemd.notify(&ready(loaded.servers.len()));
     loop {
         tokio::select! {
             ended = supervisor.next_end() => supervisor.on_end(ended),
             _ = hangup.recv() => {
+                systemd.reloading();
                 let _ = reload(file, &mut supervisor);
+                systemd.notify(&ready(supervisor.len()));
             }
+            () = async {
+                match watchdog.as_mut() {
+                    Some(w) => {
+                        w.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => systemd.notify("WATCHDOG=1"),
             request = incoming.recv() => match request {
                 Some(Request::Reload(reply)) => {
+                    systemd.reloading();
                     let result = reload(file, &mut supervisor);
+                    systemd.notify(&ready(supervisor.len()));
                     let _ = reply.send(result);
                 }
                 Some(Request::Retry(name, reply)) => {
@@ -90,6 +113,7 @@ async fn serve(file: &Path, loaded: config::DaemonConfig) -> Outcome {
             _ = terminate.recv() => break,
         }
     }
+    systemd.notify("STOPPING=1\nSTATUS=stopping every server");
     info!("stopping every server");
     supervisor.stop_all().await;
     info!("daemon stopped");

@@ -15,14 +15,32 @@ use crate::failure::{Failure, Outcome};
 /// Exit 1 when the daemon cannot be reached or refuses; exit 2 for a configuration file that
 /// does not validate.
 pub fn run(args: &StatusArgs) -> Outcome {
-    let address = match (&args.address, &args.config) {
+    let loaded = match &args.config {
+        Some(file) => Some(config::load(file).map_err(|e| Failure::new(Exit::Config, e))?),
+        None => None,
+    };
+    let address = match (&args.address, &loaded) {
         (Some(address), _) => address.clone(),
-        (None, Some(file)) => config::load(file)
-            .map_err(|e| Failure::new(Exit::Config, e))?
-            .listen
-            .to_string(),
+        (None, Some(c)) => c.listen.to_string(),
         (None, None) => config::DEFAULT_LISTEN.to_owned(),
     };
+    let token = match (&args.token_file, &loaded) {
+        (Some(path), _) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    Failure::new(
+                        Exit::Config,
+                        anyhow::Error::new(e)
+                            .context(format!("could not read \"{}\"", path.display())),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        (None, Some(c)) => c.http_token.clone(),
+        (None, None) => None,
+    };
+    let token = token.as_deref();
     let runtime = crate::connection::runtime()?;
     let unreachable = |e: std::io::Error| {
         Failure::new(
@@ -32,11 +50,11 @@ pub fn run(args: &StatusArgs) -> Outcome {
     };
     let answer = runtime.block_on(async {
         if args.reload {
-            http::post(&address, "/reload").await
+            http::post(&address, "/reload", token).await
         } else if let Some(server) = &args.retry {
-            http::post(&address, &format!("/servers/{server}/retry")).await
+            http::post(&address, &format!("/servers/{server}/retry"), token).await
         } else {
-            http::get(&address, "/status").await
+            http::get(&address, "/status", token).await
         }
     });
     let answer = answer.map_err(unreachable)?;

@@ -40,6 +40,7 @@ struct ServerKeys {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: Option<String>,
+    http_token_file: Option<PathBuf>,
     log_format: Option<String>,
     #[serde(default)]
     defaults: ServerKeys,
@@ -61,6 +62,9 @@ pub enum LogFormat {
 pub struct DaemonConfig {
     /// The HTTP endpoint (`/status`, `/metrics`, `/healthz`).
     pub listen: SocketAddr,
+    /// The bearer token every request but `/healthz` must carry, when one is configured
+    /// (read from `http_token_file`; never shown).
+    pub http_token: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// The servers, in file order.
@@ -134,6 +138,28 @@ pub fn parse(file: &str, text: &str) -> Result<DaemonConfig, ConfigError> {
             ));
         }
     };
+    let http_token = match &parsed.http_token_file {
+        None => None,
+        Some(path) => {
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                fail(
+                    None,
+                    format!(
+                        "key \"http_token_file\": could not read \"{}\": {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+            let token = token.trim().to_owned();
+            if token.is_empty() {
+                return Err(fail(
+                    None,
+                    format!("key \"http_token_file\": \"{}\" is empty", path.display()),
+                ));
+            }
+            Some(token)
+        }
+    };
     let mut names = BTreeSet::new();
     let mut servers = Vec::new();
     for table in &parsed.server {
@@ -150,6 +176,7 @@ pub fn parse(file: &str, text: &str) -> Result<DaemonConfig, ConfigError> {
     }
     Ok(DaemonConfig {
         listen,
+        http_token,
         log_format,
         servers,
     })

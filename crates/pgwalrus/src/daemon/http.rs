@@ -1,10 +1,12 @@
 //! The daemon's HTTP endpoint: `GET /status` (JSON), `GET /metrics` (Prometheus text
-//! format), `GET /healthz`, `POST /reload` and `POST /servers/NAME/retry`. A deliberately
+//! format), `GET /healthz`, `POST /reload` and `POST /servers/NAME/retry`; with a token
+//! configured, every request but `/healthz` must carry `Authorization: Bearer TOKEN`. A deliberately
 //! small HTTP/1.1 server: one request per connection, a bounded request head, a time limit,
 //! no body read — enough for `pgwalrus status`, Prometheus and a load balancer's probe,
 //! without a web framework in the tree. It listens on localhost unless configured otherwise.
 //! It is also the client `pgwalrus status` uses ([`get`], [`post`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,14 +23,19 @@ const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves requests on `listener` until the process ends.
-pub(crate) async fn serve(listener: TcpListener, view: View, requests: mpsc::Sender<Request>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    view: View,
+    requests: mpsc::Sender<Request>,
+    token: Option<Arc<str>>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (view, requests) = (view.clone(), requests.clone());
+        let (view, requests, token) = (view.clone(), requests.clone(), token.clone());
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &view, &requests).await {
+            if let Err(e) = handle(stream, &view, &requests, token.as_deref()).await {
                 debug!("HTTP request failed: {e}");
             }
         });
@@ -39,6 +46,7 @@ async fn handle(
     mut stream: TcpStream,
     view: &View,
     requests: &mpsc::Sender<Request>,
+    token: Option<&str>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -61,7 +69,20 @@ async fn handle(
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or(path);
     let rows = || view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let authorized = token.is_none_or(|token| {
+        text.lines().skip(1).any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("authorization")
+                    && value.trim().strip_prefix("Bearer ") == Some(token)
+            })
+        })
+    });
     let (code, kind, body) = match (method, path) {
+        (_, p) if p != "/healthz" && !authorized => (
+            401,
+            "text/plain",
+            "a bearer token is required (Authorization: Bearer …)\n".to_owned(),
+        ),
         ("GET", "/status") => (200, "application/json", {
             let mut body = report::status_json(&rows()).to_string();
             body.push('\n');
@@ -83,6 +104,7 @@ async fn handle(
     };
     let reason = match code {
         200 => "OK",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Conflict",
@@ -123,24 +145,31 @@ pub struct Response {
 ///
 /// # Errors
 /// Connecting, sending or reading failed, or the answer is not HTTP.
-pub async fn get(addr: &str, path: &str) -> std::io::Result<Response> {
-    request(addr, "GET", path).await
+pub async fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<Response> {
+    request(addr, "GET", path, token).await
 }
 
 /// `POST path` (no body) to the daemon at `addr`.
 ///
 /// # Errors
 /// As [`get`].
-pub async fn post(addr: &str, path: &str) -> std::io::Result<Response> {
-    request(addr, "POST", path).await
+pub async fn post(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<Response> {
+    request(addr, "POST", path, token).await
 }
 
-async fn request(addr: &str, method: &str, path: &str) -> std::io::Result<Response> {
+async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<Response> {
     let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let authorization =
+        token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await?;
     let mut answer = Vec::new();

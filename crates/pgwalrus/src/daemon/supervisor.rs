@@ -104,6 +104,11 @@ impl Supervisor {
         self.view.clone()
     }
 
+    /// How many servers the running configuration has.
+    pub(crate) fn len(&self) -> usize {
+        self.config.servers.len()
+    }
+
     pub(crate) fn start_all(&mut self) {
         for server in self.config.servers.clone() {
             self.start(server);

@@ -58,8 +58,17 @@ impl Daemon<'_> {
         serde_json::from_str(&run.stdout).expect("JSON from pgwalrus status --json")
     }
 
+    /// `null` while the daemon does not answer yet (it may still be starting).
     fn server(&self, name: &str) -> Value {
-        self.status()["servers"]
+        let run = pgwalrus(
+            self.home,
+            &["status", "--json", "--address", &self.address],
+            &[],
+        );
+        if run.code != 0 {
+            return Value::Null;
+        }
+        serde_json::from_str::<Value>(&run.stdout).expect("JSON from pgwalrus status --json")["servers"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["name"] == name).cloned())
             .unwrap_or(Value::Null)
@@ -293,4 +302,88 @@ fn daemon_archives_several_servers_parks_one_reloads_by_name_and_never_shows_the
         1,
         "the refused archive was changed"
     );
+}
+
+#[test]
+fn daemon_speaks_systemds_notify_protocol_and_guards_its_endpoint_with_a_token() {
+    use std::os::unix::net::UnixDatagram;
+
+    let home = Home::new();
+    let socket_path = home.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let token = home.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").expect("token file");
+    let address = format!("127.0.0.1:{}", free_port());
+    let config = home.path().join("pgwalrus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{address}\"\nhttp_token_file = \"{}\"\n",
+            token.display()
+        ),
+    )
+    .expect("configuration");
+    let config_arg = config.to_string_lossy().into_owned();
+    let log = home.path().join("daemon.log");
+    let socket_arg = socket_path.to_string_lossy().into_owned();
+    let mut daemon = Background::spawn(
+        &home,
+        &["daemon", "-c", &config_arg],
+        &[("NOTIFY_SOCKET", &socket_arg), ("WATCHDOG_USEC", "200000")],
+        &log,
+    );
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = notify.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    assert!(first.starts_with("READY=1"), "{first}");
+    assert!(first.contains("STATUS=archiving 0 server(s)"), "{first}");
+    assert_eq!(next(), "WATCHDOG=1");
+
+    // The endpoint wants the token, but for /healthz.
+    let refused = pgwalrus(&home, &["status", "--address", &address], &[]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("bearer token"),
+        "{}",
+        refused.stderr
+    );
+    let token_arg = token.to_string_lossy().into_owned();
+    pgwalrus(
+        &home,
+        &["status", "--address", &address, "--token-file", &token_arg],
+        &[],
+    )
+    .expect_code(0);
+    pgwalrus(&home, &["status", "-c", &config_arg], &[]).expect_code(0);
+    assert!(http_get(&address, "/healthz").starts_with("ok"));
+
+    daemon.signal("HUP");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.starts_with("READY=1")) {
+        let m = next();
+        if m != "WATCHDOG=1" {
+            seen.push(m);
+        }
+    }
+    assert!(
+        seen[0].starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{seen:?}"
+    );
+    daemon.signal("TERM");
+    let mut stopping = false;
+    for _ in 0..20 {
+        if next().starts_with("STOPPING=1") {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "no STOPPING=1");
+    daemon.expect_exit(0, Duration::from_secs(30));
+    assert!(!daemon.stderr().contains("s3cret-token"));
 }
