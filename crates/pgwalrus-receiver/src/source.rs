@@ -72,8 +72,7 @@ impl ConnectionSource for FromConfig {
         host: &HostSpec,
         slot: &str,
     ) -> impl Future<Output = Option<Result<Option<SlotRow>, ClientError>>> + Send {
-        let (config, host, slot) = (self.config.clone(), host.clone(), slot.to_owned());
-        async move { Some(pgwalrus_client::slot_row(&config, &host, &slot).await) }
+        slot_row_over_sql(&self.config, host, slot)
     }
 
     fn conninfo(&self) -> Option<String> {
@@ -134,8 +133,7 @@ where
         slot: &str,
     ) -> impl Future<Output = Option<Result<Option<SlotRow>, ClientError>>> + Send {
         // pgwalrus may connect on its own here: the same settings, pinned to the host.
-        let (config, host, slot) = (self.config.clone(), host.clone(), slot.to_owned());
-        async move { Some(pgwalrus_client::slot_row(&config, &host, &slot).await) }
+        slot_row_over_sql(&self.config, host, slot)
     }
 
     fn conninfo(&self) -> Option<String> {
@@ -177,6 +175,16 @@ where
     fn connect(&mut self) -> impl Future<Output = Result<Connection, ClientError>> + Send {
         (self.connect)()
     }
+}
+
+/// The slot's row over an ordinary connection made with `config`, pinned to `host`.
+fn slot_row_over_sql(
+    config: &Config,
+    host: &HostSpec,
+    slot: &str,
+) -> impl Future<Output = Option<Result<Option<SlotRow>, ClientError>>> + Send + use<> {
+    let (config, host, slot) = (config.clone(), host.clone(), slot.to_owned());
+    async move { Some(pgwalrus_client::slot_row(&config, &host, &slot).await) }
 }
 
 fn label(host: &HostSpec) -> String {

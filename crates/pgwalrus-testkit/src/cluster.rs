@@ -293,6 +293,26 @@ impl Cluster {
         )
     }
 
+    /// Debian's `pgbench` (15, which works against every major) as the superuser over TCP,
+    /// database `postgres`, with none of the machine's environment, ready to run `args`.
+    pub fn pgbench(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(crate::debian_bin("pgbench"));
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PGPASSFILE", "/nonexistent")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .args(args)
+            .arg("postgres");
+        cmd
+    }
+
     /// The cluster's system identifier (from `pg_control_system()`).
     pub fn system_identifier(&self) -> u64 {
         let out = self.psql("SELECT system_identifier FROM pg_control_system()");

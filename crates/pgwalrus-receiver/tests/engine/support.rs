@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use pgwalrus_testkit::{Cluster, ClusterBuilder, SUPERUSER, debian_bin, pg_bin};
+use pgwalrus_testkit::{Cluster, ClusterBuilder, pg_bin};
 use pgwalrus_wal::Lsn;
 
 /// One WAL segment of [`small_cluster`].
@@ -54,23 +54,10 @@ pub(crate) fn assert_identical_to_pg_wal(c: &Cluster, archive: &Path) -> usize {
     compared
 }
 
-/// Debian's `pgbench` (15, which works against every major) as the superuser over TCP.
+/// Debian's `pgbench` against `c`, without standard input.
 pub(crate) fn pgbench(c: &Cluster, args: &[&str]) -> Command {
-    let mut cmd = Command::new(debian_bin("pgbench"));
-    cmd.env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("PGPASSFILE", "/nonexistent")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.port().to_string(),
-            "-U",
-            SUPERUSER,
-        ])
-        .args(args)
-        .arg("postgres")
-        .stdin(Stdio::null());
+    let mut cmd = c.pgbench(args);
+    cmd.stdin(Stdio::null());
     cmd
 }
 

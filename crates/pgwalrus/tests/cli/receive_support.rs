@@ -429,24 +429,9 @@ pub(crate) fn psql_within(c: &Cluster, sql: &str, timeout: Duration) -> String {
     }
 }
 
-/// Debian's `pgbench` (15, which works against every major) as the superuser over TCP,
-/// with no environment of the machine's, ready to run.
+/// Debian's `pgbench` against `c` ([`Cluster::pgbench`]).
 pub(crate) fn pgbench_command(c: &Cluster, args: &[&str]) -> Command {
-    let mut cmd = Command::new(debian_bin("pgbench"));
-    cmd.env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("PGPASSFILE", "/nonexistent")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.port().to_string(),
-            "-U",
-            SUPERUSER,
-        ])
-        .args(args)
-        .arg("postgres");
-    cmd
+    c.pgbench(args)
 }
 
 /// Runs Debian's `pgbench` (15, which works against every major) as the superuser over TCP.
