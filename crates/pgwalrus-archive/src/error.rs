@@ -121,6 +121,21 @@ pub enum Error {
     #[error("the archive writer has no start position: call start() before writing")]
     NotStarted,
 
+    /// The archive's file system has less free space than the configured floor: no new
+    /// segment is started until space returns.
+    #[error(
+        "the file system of \"{}\" has {available} bytes free, under the floor of {floor} bytes (min_free_space): no new segment is started until space is freed",
+        dir.display()
+    )]
+    BelowFloor {
+        /// The archive directory.
+        dir: PathBuf,
+        /// Bytes available to the writer.
+        available: u64,
+        /// The floor.
+        floor: u64,
+    },
+
     /// Streaming must start at the first byte of a segment.
     #[error("cannot start streaming at {lsn}: it is not the start of a {seg_size} segment")]
     NotSegmentStart {
@@ -376,9 +391,13 @@ impl Error {
     }
 
     /// `true` when the device or quota is full: the I/O error's kind is `StorageFull` or
-    /// `QuotaExceeded`, or its OS code is `ENOSPC`. Existing files are intact; the
+    /// `QuotaExceeded`, or its OS code is `ENOSPC`; or the free space is under the
+    /// configured floor ([`Error::BelowFloor`]). Existing files are intact; the
     /// operation may succeed once space is freed.
     pub fn is_no_space(&self) -> bool {
+        if matches!(self, Error::BelowFloor { .. }) {
+            return true;
+        }
         self.io_error().is_some_and(|e| {
             matches!(
                 e.kind(),
@@ -459,7 +478,8 @@ impl Error {
             | Error::WrongUncompressedSize { path, .. }
             | Error::Compress { path, .. }
             | Error::ReadPastEnd { path, .. }
-            | Error::NotTemporary { path } => Some(path),
+            | Error::NotTemporary { path }
+            | Error::BelowFloor { dir: path, .. } => Some(path),
             Error::NotContiguous { .. }
             | Error::TimelineMismatch { .. }
             | Error::NotStarted

@@ -196,6 +196,17 @@ pub trait ArchiveFs {
     /// The operating system's error.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
 
+    /// Bytes free for this process on the file system holding `dir` (`statvfs`'s
+    /// `f_bavail × f_frsize`); unlimited where the file system cannot say.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        let _ = dir;
+        Ok(u64::MAX)
+    }
+
     /// The length of a file (`stat`).
     ///
     /// # Errors
@@ -318,6 +329,11 @@ impl ArchiveFs for StdFs {
             }
         }
         Ok(names)
+    }
+
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        let stat = rustix::fs::statvfs(dir)?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {

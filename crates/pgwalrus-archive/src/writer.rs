@@ -165,6 +165,8 @@ pub struct ArchiveWriter<F: ArchiveFs> {
     /// Offset in the open segment up to which its blocks are written (WAL or zeros); `None`
     /// when zero-ahead may not touch the file (a reopened `.partial`, or none open).
     zeroed_to: Option<u64>,
+    /// [`ArchiveWriter::with_min_free_space`]: 0 for no floor.
+    min_free_space: u64,
 }
 
 impl<F: ArchiveFs> fmt::Debug for ArchiveWriter<F> {
@@ -207,7 +209,17 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
             poison: None,
             zero_ahead: false,
             zeroed_to: None,
+            min_free_space: 0,
         }
+    }
+
+    /// A free-space floor: no new segment is started while the archive's file system has
+    /// fewer than `bytes` free ([`Error::BelowFloor`], which [`Error::is_no_space`]); what
+    /// was written before stays intact and durable. 0 (the default) is no floor.
+    #[must_use]
+    pub fn with_min_free_space(mut self, bytes: u64) -> Self {
+        self.min_free_space = bytes;
+        self
     }
 
     /// Compresses new segments as `spec` says (the default is [`CompressionSpec::NONE`]).
@@ -622,6 +634,21 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
                 lsn: self.write_lsn,
                 seg_size: self.seg_size,
             });
+        }
+        if self.min_free_space > 0 {
+            // Checked before the segment is made, so a full file system never holds a
+            // half-made one; nothing is poisoned: everything written so far is durable.
+            let available = self
+                .fs
+                .available_space(&self.dir)
+                .map_err(|e| Error::io(Op::Stat, &self.dir, e))?;
+            if available < self.min_free_space {
+                return Err(Error::BelowFloor {
+                    dir: self.dir.clone(),
+                    available,
+                    floor: self.min_free_space,
+                });
+            }
         }
         let name = SegmentName::containing(tli, self.write_lsn, self.seg_size).partial();
         if let Some((method, level)) = self.method_for(name)? {

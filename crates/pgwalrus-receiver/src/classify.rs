@@ -18,8 +18,10 @@ pub(crate) enum SessionError {
     Retry {
         /// What happened.
         error: Error,
-        /// Whether the session made WAL durable before it happened (resets the backoff).
+        /// Whether the session wrote WAL before it happened (resets the backoff).
         progressed: bool,
+        /// The archive's file system is full (or under its free-space floor).
+        disk_full: bool,
     },
 }
 
@@ -32,13 +34,20 @@ impl SessionError {
         SessionError::Retry {
             error: error.into(),
             progressed: false,
+            disk_full: false,
         }
     }
 
     /// The same error, noting whether the session made WAL durable before it.
     pub(crate) fn progressed(self, progressed: bool) -> Self {
         match self {
-            SessionError::Retry { error, .. } => SessionError::Retry { error, progressed },
+            SessionError::Retry {
+                error, disk_full, ..
+            } => SessionError::Retry {
+                error,
+                progressed,
+                disk_full,
+            },
             fatal => fatal,
         }
     }
@@ -66,7 +75,14 @@ pub(crate) fn archive_error(e: ArchiveError) -> SessionError {
     {
         return SessionError::fatal(StopKind::OtherCluster, e);
     }
-    if e.is_no_space() || e.is_poisoning() || e.is_poisoned() || e.is_discontinuity() {
+    if e.is_no_space() {
+        return SessionError::Retry {
+            error: e.into(),
+            progressed: false,
+            disk_full: true,
+        };
+    }
+    if e.is_poisoning() || e.is_poisoned() || e.is_discontinuity() {
         return SessionError::retry(e);
     }
     SessionError::fatal(StopKind::Io, e)
@@ -153,7 +169,13 @@ mod tests {
             path: PathBuf::from("/a/x"),
             source: std::io::Error::from_raw_os_error(28),
         };
-        assert!(matches!(archive_error(full), SessionError::Retry { .. }));
+        assert!(matches!(
+            archive_error(full),
+            SessionError::Retry {
+                disk_full: true,
+                ..
+            }
+        ));
         let denied = ArchiveError::Io {
             op: pgwalrus_archive::Op::Write,
             path: PathBuf::from("/a/x"),

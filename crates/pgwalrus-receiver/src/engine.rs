@@ -134,10 +134,14 @@ async fn receive<F: EngineFs, S: ConnectionSource>(
             Ok(prepared) => session(fs, settings, prepared, shutdown, status).await,
             Err(e) => Err(e),
         };
-        let (error, progressed) = match outcome {
+        let (error, progressed, disk_full) = match outcome {
             Ok(stopped) => return Ok(stopped),
             Err(SessionError::Fatal(reason)) => return Err(reason),
-            Err(SessionError::Retry { error, progressed }) => (error, progressed),
+            Err(SessionError::Retry {
+                error,
+                progressed,
+                disk_full,
+            }) => (error, progressed, disk_full),
         };
         if settings.no_loop {
             return Err(StopReason::new(StopKind::Connection, error));
@@ -149,7 +153,12 @@ async fn receive<F: EngineFs, S: ConnectionSource>(
         let delay = backoff.next_delay();
         let problem = error.chain();
         status.send_modify(|s| {
-            s.state = State::Waiting;
+            // A full disk is worth its own state: the operator has to free space.
+            s.state = if disk_full {
+                State::DiskFull
+            } else {
+                State::Waiting
+            };
             s.last_error = Some(problem.clone());
             s.last_error_time = Some(wall_clock());
         });

@@ -42,6 +42,10 @@ pub struct ReceiveSettings {
     /// synchronous mode, unreported as flushed); `None` fsyncs only at segment ends, as
     /// pg_receivewal does.
     pub flush_interval: Option<Duration>,
+    /// Free-space floor in bytes: no new segment is started while the archive's file
+    /// system has less free (the engine reports [`State::DiskFull`](crate::State::DiskFull)
+    /// and retries); 0 for none (a full disk is still noticed at ENOSPC).
+    pub min_free_space: u64,
     /// First reconnect delay.
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
@@ -67,6 +71,7 @@ impl ReceiveSettings {
             status_interval: Some(Duration::from_secs(10)),
             receive_timeout: Some(Duration::from_secs(60)),
             flush_interval: Some(Duration::from_secs(1)),
+            min_free_space: 0,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
         }

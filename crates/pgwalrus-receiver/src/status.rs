@@ -19,6 +19,10 @@ pub enum State {
     Streaming,
     /// The last session failed; waiting before the next connection attempt.
     Waiting,
+    /// The archive's file system is full or under its free-space floor: nothing is written
+    /// (everything written is intact and durable; the slot keeps the WAL on the server);
+    /// retried with backoff until space returns.
+    DiskFull,
     /// Shutdown or end position reached: making what was received durable.
     Stopping,
     /// Done ([`run`](crate::run) returned); see [`ReceiverStatus::last_error`] for why.
@@ -32,6 +36,7 @@ impl State {
             State::Starting => "starting",
             State::Streaming => "streaming",
             State::Waiting => "waiting",
+            State::DiskFull => "disk_full",
             State::Stopping => "stopping",
             State::Stopped => "stopped",
         }

@@ -50,6 +50,7 @@ pub(crate) async fn session<F: EngineFs>(
         settings.durability,
     )
     .with_compression(settings.compression)
+    .with_min_free_space(settings.min_free_space)
     // Inline and idle: zero-fill ahead so the next commits' fsyncs allocate no blocks.
     .with_zero_ahead(settings.synchronous);
     let mut writer = if settings.synchronous {
@@ -240,6 +241,7 @@ impl<F: EngineFs> Session<'_, F> {
         SessionError::Retry {
             error,
             progressed: self.progressed(),
+            disk_full: false,
         }
     }
 

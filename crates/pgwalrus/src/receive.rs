@@ -89,6 +89,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
         flush_interval: (args.flush_interval > 0).then(|| Duration::from_secs(args.flush_interval)),
         receive_timeout: (args.receive_timeout > 0)
             .then(|| Duration::from_secs(args.receive_timeout)),
+        min_free_space: 0,
         backoff_initial: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
     };

@@ -760,3 +760,77 @@ fn a_failed_zero_ahead_sync_poisons() {
     assert!(w.is_poisoned());
     assert_eq!(w.flush_lsn(), lsn(3, 0));
 }
+
+/// A file system that says how much is free, for the floor.
+#[derive(Debug, Clone)]
+struct Tight {
+    inner: SimFs,
+    free: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ArchiveFs for Tight {
+    type File = <SimFs as ArchiveFs>::File;
+    fn create_new(&self, path: &Path) -> std::io::Result<Self::File> {
+        self.inner.create_new(path)
+    }
+    fn open_rw(&self, path: &Path) -> std::io::Result<Self::File> {
+        self.inner.open_rw(path)
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<Self::File> {
+        self.inner.open_read(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn file_len(&self, path: &Path) -> std::io::Result<u64> {
+        self.inner.file_len(path)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        self.inner.list_dir(dir)
+    }
+    fn available_space(&self, _dir: &Path) -> std::io::Result<u64> {
+        Ok(self.free.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[test]
+fn no_new_segment_is_started_under_the_free_space_floor_and_nothing_is_poisoned() {
+    use std::sync::atomic::Ordering;
+    let inner = SimFs::new();
+    inner.create_dir(dir());
+    let fs = Tight {
+        inner: inner.clone(),
+        free: std::sync::Arc::default(),
+    };
+    fs.free.store(10 * SEG.as_u64(), Ordering::Relaxed);
+    let t = TimeLineId::new(1).unwrap();
+    let start = Lsn(SEG.as_u64() * 3);
+    let mut w = ArchiveWriter::new(fs.clone(), dir(), SEG, Durability::Fsync)
+        .with_min_free_space(4 * SEG.as_u64());
+    w.start(t, start).unwrap();
+    let one = vec![7u8; usize::try_from(SEG.as_u64()).unwrap()];
+    w.write(t, start, &one).unwrap();
+    assert_eq!(w.flush_lsn(), Lsn(start.0 + SEG.as_u64()));
+    // Space runs short: the next segment is not started, the first one is intact.
+    fs.free.store(3 * SEG.as_u64(), Ordering::Relaxed);
+    let e = w.write(t, w.write_lsn(), &one).unwrap_err();
+    assert!(e.is_no_space() && !e.is_poisoning(), "{e}");
+    assert!(e.to_string().contains("under the floor"), "{e}");
+    assert!(!w.is_poisoned());
+    assert!(
+        inner
+            .durable_file(dir().join("000000010000000000000003"))
+            .is_some()
+    );
+    assert_eq!(inner.live_names(dir()).len(), 1);
+    // Space returns: it goes on where it stopped.
+    fs.free.store(10 * SEG.as_u64(), Ordering::Relaxed);
+    w.write(t, w.write_lsn(), &one).unwrap();
+    assert_eq!(w.flush_lsn(), Lsn(start.0 + 2 * SEG.as_u64()));
+}

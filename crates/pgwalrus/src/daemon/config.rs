@@ -34,6 +34,7 @@ struct ServerKeys {
     status_interval: Option<u64>,
     receive_timeout: Option<u64>,
     flush_interval: Option<u64>,
+    min_free_space: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,11 +267,49 @@ fn resolve(defaults: &ServerKeys, keys: &ServerKeys) -> Result<ServerConfig, Str
     settings.status_interval = seconds(keys.status_interval, defaults.status_interval, 10);
     settings.receive_timeout = seconds(keys.receive_timeout, defaults.receive_timeout, 60);
     settings.flush_interval = seconds(keys.flush_interval, defaults.flush_interval, 1);
+    settings.min_free_space = match keys
+        .min_free_space
+        .as_ref()
+        .or(defaults.min_free_space.as_ref())
+    {
+        None => 0,
+        Some(value) => bytes(value).map_err(|e| format!("{}: {e}", within("min_free_space")))?,
+    };
     Ok(ServerConfig {
         name,
         settings,
         conn,
     })
+}
+
+/// A size: a number of bytes, or a string with PostgreSQL's units (`"512MB"`, `"2 GB"`,
+/// `"800kB"`; 1024-based).
+fn bytes(value: &toml::Value) -> Result<u64, String> {
+    match value {
+        toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative")),
+        toml::Value::String(text) => {
+            let t = text.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (number, unit) = t.split_at(split);
+            let number: u64 = number
+                .parse()
+                .map_err(|_| format!("\"{text}\" is not a size like \"512MB\""))?;
+            let factor: u64 = match unit.trim() {
+                "" | "B" => 1,
+                "kB" => 1 << 10,
+                "MB" => 1 << 20,
+                "GB" => 1 << 30,
+                "TB" => 1 << 40,
+                other => {
+                    return Err(format!("unit \"{other}\" is not one of B, kB, MB, GB, TB"));
+                }
+            };
+            number
+                .checked_mul(factor)
+                .ok_or_else(|| format!("\"{text}\" is too large"))
+        }
+        other => Err(format!("{other} is not a size like \"512MB\"")),
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +357,19 @@ status_interval = 0
         assert_eq!(b.conn.hosts[0].port, 5433);
         // Equal files give equal servers: a reload sees nothing changed.
         assert_eq!(parse("x", GOOD).unwrap(), c);
+    }
+
+    #[test]
+    fn sizes_take_postgresqls_units() {
+        let v = |s: &str| bytes(&toml::Value::String(s.to_owned()));
+        assert_eq!(v("512MB"), Ok(512 << 20));
+        assert_eq!(v("2 GB"), Ok(2 << 30));
+        assert_eq!(v("800kB"), Ok(800 << 10));
+        assert_eq!(v("17"), Ok(17));
+        assert_eq!(bytes(&toml::Value::Integer(4096)), Ok(4096));
+        assert!(v("5 parsecs").unwrap_err().contains("parsecs"));
+        assert!(v("MB").is_err());
+        assert!(bytes(&toml::Value::Integer(-1)).is_err());
     }
 
     #[test]

@@ -131,10 +131,11 @@ pub fn status_text(status: &Value) -> String {
     out
 }
 
-const STATES: [&str; 6] = [
+const STATES: [&str; 7] = [
     "starting",
     "streaming",
     "waiting",
+    "disk_full",
     "stopping",
     "stopped",
     "parked",

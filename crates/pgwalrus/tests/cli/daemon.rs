@@ -387,3 +387,137 @@ fn daemon_speaks_systemds_notify_protocol_and_guards_its_endpoint_with_a_token()
     daemon.expect_exit(0, Duration::from_secs(30));
     assert!(!daemon.stderr().contains("s3cret-token"));
 }
+
+/// A small tmpfs mounted for a test, unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: &Path, size: &str) -> SmallFs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs failed (the suite runs as root)"
+        );
+        SmallFs(at.to_owned())
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_returns() {
+    assert!(
+        pgwalrus_testkit::is_root(),
+        "this test mounts a small tmpfs, which needs root (CI and scripts/test.sh run as root)"
+    );
+    let (full, other) = (cluster(), cluster());
+    let home = Home::new();
+    let small = SmallFs::mount(&home.path().join("small"), "12m");
+    let address = format!("127.0.0.1:{}", free_port());
+    let config = home.path().join("pgwalrus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{address}\"\n\n[defaults]\nslot = \"pgwalrus\"\ncreate_slot = true\narchive = \"{}\"\nstatus_interval = 1\n\n\
+             [[server]]\nname = \"full\"\nconninfo = \"host=127.0.0.1 port={} user={TRUST_USER}\"\narchive = \"{}\"\nmin_free_space = \"3MB\"\n\n\
+             [[server]]\nname = \"other\"\nconninfo = \"host=127.0.0.1 port={} user={TRUST_USER}\"\n",
+            home.path().join("archive").display(),
+            full.port(),
+            small.0.display(),
+            other.port()
+        ),
+    )
+    .expect("configuration");
+    let config_arg = config.to_string_lossy().into_owned();
+    let daemon = Daemon {
+        home: &home,
+        address,
+        process: Background::spawn(
+            &home,
+            &["daemon", "-c", &config_arg],
+            &[],
+            &home.path().join("daemon.log"),
+        ),
+    };
+    daemon.wait_state("full", "streaming");
+    daemon.wait_state("other", "streaming");
+    // More WAL than 12 MiB less the 3 MiB floor.
+    for _ in 0..14 {
+        load_and_switch(&full);
+    }
+    daemon.wait_state("full", "disk_full");
+    let error = daemon.server("full")["last_error"].to_string();
+    assert!(error.contains("under the floor"), "{error}");
+    // The other server, on another file system, streams on.
+    let other_end = load_and_switch(&other);
+    daemon.wait_flushed("other", &other_end);
+    assert_eq!(daemon.server("other")["status"], "streaming");
+    // Nothing in the full archive is damaged.
+    let kept = assert_identical(&full, &small.0);
+    assert!(kept >= 5, "only {kept} segments before the floor");
+
+    // The operator moves the oldest segments elsewhere; archiving resumes by itself.
+    let moved = home.path().join("moved");
+    std::fs::create_dir_all(&moved).expect("dir");
+    let mut names: Vec<String> = std::fs::read_dir(&small.0)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    names.sort();
+    for name in names.iter().take(6) {
+        std::fs::copy(small.0.join(name), moved.join(name)).expect("copy aside");
+        std::fs::remove_file(small.0.join(name)).expect("remove");
+    }
+    let end = full.current_wal_lsn();
+    assert!(
+        wait_until(Duration::from_secs(90), || {
+            daemon.server("full")["flushed_lsn"]
+                .as_str()
+                .is_some_and(|f| lsn(f) >= lsn(&end))
+        }),
+        "archiving did not resume after space was freed: {}",
+        daemon.server("full")
+    );
+    assert_eq!(daemon.server("full")["status"], "streaming");
+    // No gap: the moved segments and the archive together are one run, all identical.
+    let mut all: Vec<String> = names.iter().take(6).cloned().collect();
+    for entry in std::fs::read_dir(&small.0).expect("list") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.len() == 24 {
+            all.push(name);
+        }
+    }
+    all.sort();
+    let segno = |n: &str| u64::from_str_radix(&n[16..], 16).expect("hex");
+    for pair in all.windows(2) {
+        assert_eq!(
+            segno(&pair[1]),
+            segno(&pair[0]) + 1,
+            "a gap between {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    assert!(assert_identical(&full, &small.0) >= 1);
+    assert_eq!(assert_identical(&full, &moved), 6);
+    let mut process = daemon.process;
+    process.signal("TERM");
+    process.expect_exit(0, Duration::from_secs(30));
+}
