@@ -490,6 +490,33 @@ pub fn write_history_file<F: ArchiveFs>(
     Ok(path)
 }
 
+/// Removes complete segment files that retention gave up, then syncs the directory once.
+///
+/// System calls, in order: `unlink` of each file, then `fsync(dir)`.
+///
+/// Guards against: a crash bringing removed files back is harmless (they are complete
+/// segments, still valid); the sync only makes the freed space and the listing final.
+///
+/// # Errors
+///
+/// [`Error::Io`] with [`Op::Remove`] naming the file, or [`Op::SyncDir`].
+pub fn remove_segments<F: ArchiveFs>(
+    fs: &F,
+    dir: &Path,
+    names: &[SegmentName],
+    durability: Durability,
+) -> Result<()> {
+    for name in names {
+        let path = dir.join(name.to_string());
+        fs.remove_file(&path)
+            .map_err(Error::at(Op::Remove, &path))?;
+    }
+    if !names.is_empty() {
+        sync_dir(fs, dir, durability)?;
+    }
+    Ok(())
+}
+
 /// Removes one of our temporary files (a name ending in `.tmp`) left by a crash, and only
 /// such a file. Returns its path. A file already gone is not an error.
 ///

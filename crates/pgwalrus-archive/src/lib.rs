@@ -24,6 +24,7 @@
 //!   flushed to a decodable boundary at every sync, and decoders tolerant of torn tails.
 //! * [`writer`] — [`ArchiveWriter`]: streamed WAL into segment files (compressed or not),
 //!   with contiguity checks, write and flush positions, and poisoning.
+//! * [`retention`] — which complete segments may go, by age and size (sans-IO).
 //! * [`sink`] — [`WalSink`]: the write side at the level of WAL (start, write at an LSN,
 //!   sync to a durable LSN, close the partial segment, write a history file), which
 //!   [`ArchiveWriter`] implements and a receive loop is written against.
@@ -86,6 +87,7 @@ pub mod inventory;
 pub mod plan;
 pub mod reader;
 pub mod resume;
+pub mod retention;
 pub mod sink;
 pub mod writer;
 
@@ -118,6 +120,7 @@ mod tests {
             ("compress/decode.rs", include_str!("compress/decode.rs")),
             ("compress/file.rs", include_str!("compress/file.rs")),
             ("resume.rs", include_str!("resume.rs")),
+            ("retention.rs", include_str!("retention.rs")),
             ("sink.rs", include_str!("sink.rs")),
             ("identity.rs", include_str!("identity.rs")),
             ("inventory.rs", include_str!("inventory.rs")),

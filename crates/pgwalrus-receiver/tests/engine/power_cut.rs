@@ -38,6 +38,10 @@ fn segment_name_on(tli: u32, segno: u64) -> String {
 fn run_engine(c: &Cluster, fs: &SimFs, end: Lsn) -> Option<Stopped> {
     let mut settings = ReceiveSettings::new(DIR);
     settings.endpos = Some(end);
+    // Only the syncs of the WAL itself (segment creation and completion, the stop), so
+    // every run of the same WAL has the same sync points: no timer-driven fsyncs.
+    settings.flush_interval = None;
+    settings.status_interval = None;
     let (trigger, shutdown) = Shutdown::new();
     let engine =
         pgwalrus_receiver::spawn_on("power-cut", fs.clone(), settings, source(c), shutdown)
