@@ -51,6 +51,10 @@ pub enum Command {
     /// its compression, checked and written atomically.
     #[command(disable_help_flag = true, after_help = crate::exit::RESTORE_HELP)]
     Restore(RestoreArgs),
+    /// Remove the complete segments an archive no longer needs, by age and/or size (never a
+    /// .partial or .history file, no holes in what is kept).
+    #[command(disable_help_flag = true)]
+    Prune(PruneArgs),
     /// Archive every server of a configuration file from one process, with a status view,
     /// Prometheus metrics and live reload (SIGHUP).
     #[command(disable_help_flag = true)]
@@ -59,6 +63,23 @@ pub enum Command {
     /// columns of pg_stat_wal_receiver and the archive's; or ask it to reload or retry.
     #[command(disable_help_flag = true)]
     Status(StatusArgs),
+}
+
+/// `pgwalrus prune`.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Archive directory.
+    #[arg(short = 'D', long = "directory", value_name = "DIR")]
+    pub directory: std::path::PathBuf,
+    /// Keep every segment written within this long (7d, 36h, 90min, 30s).
+    #[arg(long = "keep-time", value_name = "DURATION")]
+    pub keep_time: Option<String>,
+    /// Keep the newest segments up to this size (10GB, 512MB).
+    #[arg(long = "keep-size", value_name = "SIZE")]
+    pub keep_size: Option<String>,
+    /// Only say what would be removed.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }
 
 /// `pgwalrus daemon`.

@@ -28,6 +28,9 @@ use crate::exit::Exit;
 use crate::failure::{Failure, Outcome};
 use supervisor::{Request, Supervisor};
 
+/// How often each server's retention runs.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs `pgwalrus daemon -c FILE` (or only validates it with `--check`).
 ///
 /// # Errors
@@ -73,6 +76,7 @@ async fn serve(file: &Path, loaded: config::DaemonConfig) -> Outcome {
     ));
     let systemd = systemd::Notifier::from_env();
     let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
     info!(
         "daemon started: {} server(s), status on http://{}/status",
         loaded.servers.len(),
@@ -84,6 +88,7 @@ async fn serve(file: &Path, loaded: config::DaemonConfig) -> Outcome {
     loop {
         tokio::select! {
             ended = supervisor.next_end() => supervisor.on_end(ended),
+            _ = retention.tick() => supervisor.retain(),
             _ = hangup.recv() => {
                 systemd.reloading();
                 let _ = reload(file, &mut supervisor);

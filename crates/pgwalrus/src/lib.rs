@@ -12,10 +12,12 @@
 //! - [`failure`]: an error paired with the exit code it maps to.
 //! - [`logging`]: log output.
 //! - [`progress`]: the live progress line of `receive`, a reader of the engine's status.
+//! - [`prune`]: `pgwalrus prune`, retention by age and size.
 //! - [`receive`]: `pgwalrus receive`: settings from flags, slot dropping, signals, and the
 //!   receive engine (`pgwalrus-receiver`) on its thread; stop reasons to exit codes.
 //! - [`restore`]: `pgwalrus restore`, the `restore_command`: checked, atomic, prefetching.
 //! - [`status`]: `pgwalrus status`, a running daemon's servers.
+//! - [`units`]: sizes and durations with PostgreSQL's units.
 //! - [`verify`]: `pgwalrus verify`, the archive checker.
 //! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
 
@@ -28,9 +30,11 @@ pub mod exit;
 pub mod failure;
 pub mod logging;
 pub mod progress;
+pub mod prune;
 pub mod receive;
 pub mod restore;
 pub mod status;
+pub mod units;
 pub mod verify;
 pub mod walk;
 

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => pgwalrus::verify::run(&args, cli.quiet),
         Command::Dump(args) => pgwalrus::dump::run(&args),
         Command::Restore(args) => pgwalrus::restore::run(&args),
+        Command::Prune(args) => pgwalrus::prune::run(&args),
         Command::Daemon(args) => pgwalrus::daemon::run(&args.config, args.check),
         Command::Status(args) => pgwalrus::status::run(&args),
     };

@@ -92,6 +92,7 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
         "segments_completed": s.segments_completed,
         "bytes_behind": s.bytes_behind(),
         "seconds_behind": s.time_behind(at).map(|d| d.as_secs_f64()),
+        "retention_horizon": view.horizon.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         "last_error": error,
         "last_error_time": time(since),
     })
@@ -277,6 +278,7 @@ mod tests {
                 name: "a\"b".to_owned(),
                 status: status.clone(),
                 parked: None,
+                horizon: Default::default(),
             },
             ServerView {
                 name: "c".to_owned(),
@@ -286,6 +288,7 @@ mod tests {
                     error: "gone".to_owned(),
                     since: UNIX_EPOCH,
                 }),
+                horizon: Default::default(),
             },
         ];
         let text = metrics(&views);

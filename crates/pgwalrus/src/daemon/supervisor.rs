@@ -45,7 +45,12 @@ pub struct ServerView {
     pub status: StatusReceiver,
     /// Set while parked.
     pub parked: Option<Parked>,
+    /// The oldest segment retention keeps, once retention ran.
+    pub horizon: Horizon,
 }
+
+/// The oldest segment kept by a server's retention, shared with the task that prunes.
+pub type Horizon = Arc<Mutex<Option<String>>>;
 
 /// Every server's view, in the configuration's order.
 pub type View = Arc<Mutex<Vec<ServerView>>>;
@@ -75,6 +80,7 @@ struct Server {
     generation: u64,
     status: StatusReceiver,
     run: Run,
+    horizon: Horizon,
 }
 
 /// The servers of the running configuration.
@@ -150,6 +156,7 @@ impl Supervisor {
                     generation,
                     status,
                     run: Run::Running(trigger),
+                    horizon: Horizon::default(),
                 }
             }
             Err(e) => {
@@ -164,6 +171,7 @@ impl Supervisor {
                     generation,
                     status: pgwalrus_receiver::status::channel().1,
                     run: Run::Parked(parked),
+                    horizon: Horizon::default(),
                 }
             }
         };
@@ -290,6 +298,39 @@ impl Supervisor {
         }
     }
 
+    /// Applies each server's retention to its archive, on blocking threads (the supervisor
+    /// loop goes on); what was removed is logged.
+    pub(crate) fn retain(&self) {
+        for server in self.servers.values() {
+            let keep = server.config.keep;
+            if !keep.is_set() || matches!(server.run, Run::Stopping(_)) {
+                continue;
+            }
+            let (name, dir, horizon) = (
+                server.config.name.clone(),
+                server.config.settings.dir.clone(),
+                server.horizon.clone(),
+            );
+            tokio::task::spawn_blocking(move || match crate::prune::prune(&dir, keep, false) {
+                Ok(plan) => {
+                    if !plan.remove.is_empty() {
+                        info!(
+                            server = %name,
+                            "retention removed {} segment(s) ({} bytes), {} to {}",
+                            plan.remove.len(),
+                            plan.freed,
+                            plan.remove[0],
+                            plan.remove[plan.remove.len() - 1]
+                        );
+                    }
+                    *horizon.lock().unwrap_or_else(|e| e.into_inner()) =
+                        plan.horizon.map(|h| h.to_string());
+                }
+                Err(e) => warn!(server = %name, "retention failed: {e:#}"),
+            });
+        }
+    }
+
     /// Starts a parked server again.
     pub(crate) fn retry(&mut self, name: &str) -> Result<String, String> {
         let config = match self.servers.get(name) {
@@ -343,6 +384,7 @@ impl Supervisor {
             };
             rows.push(ServerView {
                 name: name.to_owned(),
+                horizon: server.horizon.clone(),
                 status: server.status.clone(),
                 parked: match &server.run {
                     Run::Parked(p) => Some(p.clone()),

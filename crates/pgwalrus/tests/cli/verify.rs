@@ -178,3 +178,52 @@ fn missing_segment_is_named() {
         run.stdout
     );
 }
+
+/// The archive's segment names, sorted.
+fn listed(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn prune_keeps_exactly_what_its_rules_say_and_verify_passes_on_the_rest() {
+    let a = archive("prune");
+    let home = Home::new();
+    let dir = a.dir.to_str().unwrap();
+    let n = a.segments.len();
+    assert!(n >= 4, "{:?}", a.segments);
+    pgwalrus(&home, &["prune", "-D", dir], &[]).expect_code(2);
+    // A dry run changes nothing.
+    pgwalrus(
+        &home,
+        &["prune", "-D", dir, "--keep-size", "1MB", "--dry-run"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(listed(&a.dir), a.segments);
+    // By age: the two oldest files were last written two days ago.
+    for name in &a.segments[..2] {
+        let status = std::process::Command::new("touch")
+            .args(["-d", "2 days ago"])
+            .arg(a.dir.join(name))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let run = pgwalrus(&home, &["prune", "-D", dir, "--keep-time", "1d"], &[]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("removed 2 segment(s)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(listed(&a.dir), a.segments[2..]);
+    // By size: the newest 2 MiB stay.
+    pgwalrus(&home, &["prune", "-D", dir, "--keep-size", "2MB"], &[]).expect_code(0);
+    assert_eq!(listed(&a.dir), a.segments[n - 2..]);
+    pgwalrus(&home, &["verify", dir], &[]).expect_code(0);
+}

@@ -1,0 +1,87 @@
+//! `pgwalrus prune`: removes the complete segments an archive directory no longer needs,
+//! by age and size, with the rules of `pgwalrus_archive::retention` (never a `.partial` or
+//! a `.history` file, no holes in what is kept, nothing of a newer timeline than the oldest
+//! kept segment's). The daemon applies the same rules to each server's archive.
+
+use std::path::Path;
+
+use pgwalrus_archive::retention::{self, Candidate, Keep, Plan};
+use pgwalrus_archive::{Durability, Inventory, StdFs, durable, plan};
+use tracing::info;
+
+use crate::cli::PruneArgs;
+use crate::exit::Exit;
+use crate::failure::{Failure, Outcome};
+
+/// Runs `pgwalrus prune`.
+///
+/// # Errors
+/// Exit 2 without a rule or for a directory that is not an archive, exit 5 for I/O errors.
+pub fn run(args: &PruneArgs) -> Outcome {
+    let keep = Keep {
+        time: args
+            .keep_time
+            .as_deref()
+            .map(crate::units::parse_duration)
+            .transpose()
+            .map_err(|e| Failure::msg(Exit::Config, format!("--keep-time: {e}")))?,
+        size: args
+            .keep_size
+            .as_deref()
+            .map(crate::units::parse_size)
+            .transpose()
+            .map_err(|e| Failure::msg(Exit::Config, format!("--keep-size: {e}")))?,
+    };
+    if !keep.is_set() {
+        return Err(Failure::msg(
+            Exit::Config,
+            "nothing to prune by: give --keep-time, --keep-size or both",
+        ));
+    }
+    let planned =
+        prune(&args.directory, keep, args.dry_run).map_err(|e| Failure::new(Exit::Io, e))?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    info!(
+        "{verb} {} segment(s), {} bytes; the oldest segment kept is {}",
+        planned.remove.len(),
+        planned.freed,
+        planned
+            .horizon
+            .map_or_else(|| "(none)".to_owned(), |h| h.to_string())
+    );
+    for name in &planned.remove {
+        info!("{verb} {name}");
+    }
+    Ok(())
+}
+
+/// Plans retention for the archive in `dir` by `keep` and, unless `dry_run`, removes what
+/// the plan says.
+///
+/// # Errors
+/// Reading the directory or a file's metadata, or removing a file.
+pub fn prune(dir: &Path, keep: Keep, dry_run: bool) -> anyhow::Result<Plan> {
+    let fs = StdFs::new();
+    let Some(seg_size) = plan::detect_seg_size(&fs, dir)? else {
+        return Ok(Plan::default());
+    };
+    let inventory = Inventory::list(&fs, dir, seg_size)?;
+    let mut candidates = Vec::new();
+    for &name in &inventory.segments {
+        let meta = std::fs::metadata(inventory.path(name))?;
+        candidates.push(Candidate {
+            name,
+            bytes: meta.len(),
+            modified: meta.modified()?,
+        });
+    }
+    let planned = retention::plan(&candidates, keep, crate::daemon::report::now());
+    if !dry_run {
+        durable::remove_segments(&fs, dir, &planned.remove, Durability::Fsync)?;
+    }
+    Ok(planned)
+}
