@@ -23,6 +23,8 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v gzip >/dev/null || need_apt+=(gzip)
 command -v lz4 >/dev/null || need_apt+=(lz4)
 command -v zstd >/dev/null || need_apt+=(zstd)
+# The daemon's /metrics and the documented alert rules are checked with promtool.
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
     $SUDO apt-get update -qq

@@ -161,6 +161,8 @@ async fn receive<F: EngineFs, S: ConnectionSource>(
             };
             s.last_error = Some(problem.clone());
             s.last_error_time = Some(wall_clock());
+            s.reconnects += 1;
+            s.unflushed_since = None;
         });
         // Log once per state change; a repeated failure goes to debug.
         if last_problem.as_deref() == Some(problem.as_str()) {

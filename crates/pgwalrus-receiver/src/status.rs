@@ -84,6 +84,13 @@ pub struct ReceiverStatus {
     pub last_completed_segment: Option<SegmentName>,
     /// Segments completed since the engine started.
     pub segments_completed: u64,
+    /// Bytes of WAL received since the engine started.
+    pub bytes_received: u64,
+    /// Sessions that failed and were retried since the engine started.
+    pub reconnects: u64,
+    /// When the oldest received byte not yet durable arrived, while there is one (the age of
+    /// what an OS crash would lose now).
+    pub unflushed_since: Option<SystemTime>,
     /// The last error (a failed session, or the reason the engine stopped), whole chain.
     pub last_error: Option<String>,
     /// When it happened.

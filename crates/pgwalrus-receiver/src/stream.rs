@@ -364,9 +364,13 @@ impl<F: EngineFs> Session<'_, F> {
         )
         .await
         .map_err(|e| e.progressed(self.progressed()))?;
+        let len = end.checked_distance(start).unwrap_or(0);
+        let unflushed = self.unflushed_since(at, received);
         self.status.send_modify(|s| {
             s.on_received(end, received);
             s.on_server_end(wal_end, sent, received);
+            s.bytes_received += len;
+            s.unflushed_since = unflushed;
         });
         Ok(self.core.on_data(end, at))
     }
@@ -404,12 +408,26 @@ impl<F: EngineFs> Session<'_, F> {
 
     fn publish_positions(&self) {
         let (written, flushed) = (self.core.write_lsn(), self.core.flush_lsn());
+        let unflushed = self.unflushed_since(now(), wall_clock());
         self.status.send_if_modified(|s| {
-            let changed = s.written_lsn < written || s.flushed_lsn < flushed;
+            let changed = s.written_lsn < written
+                || s.flushed_lsn < flushed
+                || s.unflushed_since != unflushed;
             s.written_lsn = s.written_lsn.max(written);
             s.flushed_lsn = s.flushed_lsn.max(flushed);
+            s.unflushed_since = unflushed;
             changed
         });
+    }
+
+    /// The policy's "oldest byte not yet durable" on the wall clock, for the status.
+    fn unflushed_since(
+        &self,
+        at: std::time::Instant,
+        wall: std::time::SystemTime,
+    ) -> Option<std::time::SystemTime> {
+        let since = self.core.unflushed_since()?;
+        Some(wall - at.saturating_duration_since(since))
     }
 
     /// Carries out the core's actions; `Ok(true)` when it said stop (and the stop is done).

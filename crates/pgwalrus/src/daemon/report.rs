@@ -91,6 +91,9 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
         "last_completed_segment": s.last_completed_segment.map(|n| n.to_string()),
         "segments_completed": s.segments_completed,
         "bytes_behind": s.bytes_behind(),
+        "bytes_received": s.bytes_received,
+        "reconnects": s.reconnects,
+        "unflushed_seconds": s.unflushed_since.map(|t| at.duration_since(t).unwrap_or_default().as_secs_f64()),
         "seconds_behind": s.time_behind(at).map(|d| d.as_secs_f64()),
         "retention_horizon": view.horizon.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         "last_error": error,
@@ -154,6 +157,11 @@ pub fn metrics(views: &[ServerView]) -> String {
         })
         .collect();
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP pgwalrus_build_info pgwalrus's version.\n# TYPE pgwalrus_build_info gauge\npgwalrus_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut family =
         |name: &str, kind: &str, help: &str, values: &mut dyn Iterator<Item = String>| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -239,6 +247,29 @@ pub fn metrics(views: &[ServerView]) -> String {
         "How long the received position has been behind the server's end of WAL.",
         &mut per_server(&|s: &ReceiverStatus| s.time_behind(at).map(|d: Duration| d.as_secs_f64()))
             .into_iter(),
+    );
+    family(
+        "pgwalrus_unflushed_seconds",
+        "gauge",
+        "Age of the oldest received byte not yet durable (0 when everything is).",
+        &mut per_server(&|s: &ReceiverStatus| {
+            Some(s.unflushed_since.map_or(0.0, |t| {
+                at.duration_since(t).unwrap_or_default().as_secs_f64()
+            }))
+        })
+        .into_iter(),
+    );
+    family(
+        "pgwalrus_received_bytes_total",
+        "counter",
+        "Bytes of WAL received since the server's engine started.",
+        &mut per_server(&|s: &ReceiverStatus| Some(s.bytes_received as f64)).into_iter(),
+    );
+    family(
+        "pgwalrus_reconnects_total",
+        "counter",
+        "Sessions that failed and were retried since the server's engine started.",
+        &mut per_server(&|s: &ReceiverStatus| Some(s.reconnects as f64)).into_iter(),
     );
     family(
         "pgwalrus_segments_completed_total",

@@ -139,6 +139,39 @@ fn http_get(address: &str, path: &str) -> String {
     body.to_owned()
 }
 
+/// Runs Debian's `promtool` (package `prometheus`; scripts/test.sh installs it) with
+/// `input` on stdin, and panics with its output unless it passes.
+#[track_caller]
+fn promtool(args: &[&str], input: Option<&str>) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed: scripts/test.sh installs it");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(input.unwrap_or_default().as_bytes())
+        .expect("feed promtool");
+    drop(stdin);
+    let out = child.wait_with_output().expect("promtool's output");
+    assert!(
+        out.status.success(),
+        "promtool {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_documented_alert_rules_pass_promtool() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/alerts.yml");
+    promtool(&["check", "rules", rules], None);
+}
+
 fn walsender(c: &Cluster, application_name: &str) -> String {
     c.psql(&format!(
         "SELECT pid || ' ' || backend_start FROM pg_stat_replication WHERE application_name = '{application_name}'"
@@ -232,6 +265,7 @@ fn daemon_archives_several_servers_parks_one_reloads_by_name_and_never_shows_the
         "{metrics}"
     );
     assert!(http_get(&address, "/healthz").starts_with("ok"));
+    promtool(&["check", "metrics"], Some(&metrics));
 
     // Reload: a removed, b unchanged (keeps its walsender), c added, wrong removed.
     let before = walsender(&b, "pgwalrus-b");
