@@ -31,6 +31,9 @@ use supervisor::{Request, Supervisor};
 /// How often each server's retention runs.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often each server's slot and archive free space are looked at.
+const OBSERVE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs `pgwalrus daemon -c FILE` (or only validates it with `--check`).
 ///
 /// # Errors
@@ -77,6 +80,7 @@ async fn serve(file: &Path, loaded: config::DaemonConfig) -> Outcome {
     let systemd = systemd::Notifier::from_env();
     let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
     let mut retention = tokio::time::interval(RETENTION_EVERY);
+    let mut observation = tokio::time::interval(OBSERVE_EVERY);
     info!(
         "daemon started: {} server(s), status on http://{}/status",
         loaded.servers.len(),
@@ -89,6 +93,7 @@ async fn serve(file: &Path, loaded: config::DaemonConfig) -> Outcome {
         tokio::select! {
             ended = supervisor.next_end() => supervisor.on_end(ended),
             _ = retention.tick() => supervisor.retain(),
+            _ = observation.tick() => supervisor.observe(),
             _ = hangup.recv() => {
                 systemd.reloading();
                 let _ = reload(file, &mut supervisor);

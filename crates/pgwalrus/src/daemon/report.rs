@@ -64,6 +64,11 @@ pub fn state_of(view: &ServerView, status: &ReceiverStatus) -> &'static str {
 /// One server's row.
 pub fn row(view: &ServerView, at: SystemTime) -> Value {
     let s = view.status.borrow().clone();
+    let observed = view
+        .observed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let lsn = |l: pgwalrus_wal::Lsn| l.is_valid().then(|| l.to_string());
     let time = |t: Option<SystemTime>| t.map(iso8601);
     let (error, since) = match &view.parked {
@@ -95,7 +100,10 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
         "reconnects": s.reconnects,
         "unflushed_seconds": s.unflushed_since.map(|t| at.duration_since(t).unwrap_or_default().as_secs_f64()),
         "seconds_behind": s.time_behind(at).map(|d| d.as_secs_f64()),
-        "retention_horizon": view.horizon.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        "retention_horizon": observed.horizon,
+        "slot_wal_status": observed.wal_status,
+        "slot_safe_wal_size": observed.safe_wal_size,
+        "archive_free_bytes": observed.free_bytes,
         "last_error": error,
         "last_error_time": time(since),
     })
@@ -248,6 +256,43 @@ pub fn metrics(views: &[ServerView]) -> String {
         &mut per_server(&|s: &ReceiverStatus| s.time_behind(at).map(|d: Duration| d.as_secs_f64()))
             .into_iter(),
     );
+    let observations: Vec<(String, super::supervisor::Observations)> = views
+        .iter()
+        .map(|v| {
+            (
+                escape(&v.name),
+                v.observed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            )
+        })
+        .collect();
+    family(
+        "pgwalrus_archive_free_bytes",
+        "gauge",
+        "Bytes free on the file system of the server's archive.",
+        &mut observations
+            .iter()
+            .filter_map(|(name, o)| o.free_bytes.map(|b| format!("{{server=\"{name}\"}} {b}"))),
+    );
+    family(
+        "pgwalrus_slot_wal_status",
+        "gauge",
+        "1 for the slot's current wal_status (reserved, extended, unreserved, lost), 0 for the others.",
+        &mut observations.iter().flat_map(|(name, o)| {
+            let lines: Vec<String> = match o.wal_status.as_deref() {
+                None => Vec::new(),
+                Some(current) => ["reserved", "extended", "unreserved", "lost"]
+                    .into_iter()
+                    .map(|w| {
+                        format!(
+                            "{{server=\"{name}\",wal_status=\"{w}\"}} {}",
+                            u8::from(current == w)
+                        )
+                    })
+                    .collect(),
+            };
+            lines
+        }),
+    );
     family(
         "pgwalrus_unflushed_seconds",
         "gauge",
@@ -309,7 +354,7 @@ mod tests {
                 name: "a\"b".to_owned(),
                 status: status.clone(),
                 parked: None,
-                horizon: Default::default(),
+                observed: Default::default(),
             },
             ServerView {
                 name: "c".to_owned(),
@@ -319,7 +364,7 @@ mod tests {
                     error: "gone".to_owned(),
                     since: UNIX_EPOCH,
                 }),
-                horizon: Default::default(),
+                observed: Default::default(),
             },
         ];
         let text = metrics(&views);

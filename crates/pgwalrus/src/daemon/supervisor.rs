@@ -45,12 +45,26 @@ pub struct ServerView {
     pub status: StatusReceiver,
     /// Set while parked.
     pub parked: Option<Parked>,
-    /// The oldest segment retention keeps, once retention ran.
-    pub horizon: Horizon,
+    /// What the daemon observes beside the engine (retention, slot, free space).
+    pub observed: Observed,
 }
 
-/// The oldest segment kept by a server's retention, shared with the task that prunes.
-pub type Horizon = Arc<Mutex<Option<String>>>;
+/// What the daemon learns of a server beside its engine's status, shared with the tasks
+/// that find it out.
+pub type Observed = Arc<Mutex<Observations>>;
+
+/// See [`Observed`].
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    /// The oldest segment retention keeps, once retention ran.
+    pub horizon: Option<String>,
+    /// The slot's `wal_status` (`reserved`, `extended`, `unreserved`, `lost`).
+    pub wal_status: Option<String>,
+    /// The slot's `safe_wal_size`, as the server prints it.
+    pub safe_wal_size: Option<String>,
+    /// Bytes free on the archive's file system.
+    pub free_bytes: Option<u64>,
+}
 
 /// Every server's view, in the configuration's order.
 pub type View = Arc<Mutex<Vec<ServerView>>>;
@@ -80,7 +94,7 @@ struct Server {
     generation: u64,
     status: StatusReceiver,
     run: Run,
-    horizon: Horizon,
+    observed: Observed,
 }
 
 /// The servers of the running configuration.
@@ -156,7 +170,7 @@ impl Supervisor {
                     generation,
                     status,
                     run: Run::Running(trigger),
-                    horizon: Horizon::default(),
+                    observed: Observed::default(),
                 }
             }
             Err(e) => {
@@ -171,7 +185,7 @@ impl Supervisor {
                     generation,
                     status: pgwalrus_receiver::status::channel().1,
                     run: Run::Parked(parked),
-                    horizon: Horizon::default(),
+                    observed: Observed::default(),
                 }
             }
         };
@@ -306,10 +320,10 @@ impl Supervisor {
             if !keep.is_set() || matches!(server.run, Run::Stopping(_)) {
                 continue;
             }
-            let (name, dir, horizon) = (
+            let (name, dir, observed) = (
                 server.config.name.clone(),
                 server.config.settings.dir.clone(),
-                server.horizon.clone(),
+                server.observed.clone(),
             );
             tokio::task::spawn_blocking(move || match crate::prune::prune(&dir, keep, false) {
                 Ok(plan) => {
@@ -323,10 +337,47 @@ impl Supervisor {
                             plan.remove[plan.remove.len() - 1]
                         );
                     }
-                    *horizon.lock().unwrap_or_else(|e| e.into_inner()) =
+                    observed.lock().unwrap_or_else(|e| e.into_inner()).horizon =
                         plan.horizon.map(|h| h.to_string());
                 }
                 Err(e) => warn!(server = %name, "retention failed: {e:#}"),
+            });
+        }
+    }
+
+    /// Looks at what the engines do not: each server's slot (`wal_status`,
+    /// `safe_wal_size`, over an ordinary connection to the host it streams from) and the
+    /// free space of its archive's file system. Runs in tasks; failures leave the old values.
+    pub(crate) fn observe(&self) {
+        for server in self.servers.values() {
+            let observed = server.observed.clone();
+            let dir = server.config.settings.dir.clone();
+            let free =
+                pgwalrus_archive::ArchiveFs::available_space(&pgwalrus_archive::StdFs::new(), &dir)
+                    .ok();
+            observed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .free_bytes = free;
+            let Some(slot) = server.config.settings.slot.clone() else {
+                continue;
+            };
+            let status = server.status.borrow().clone();
+            let conn = server.config.conn.clone();
+            // The host the engine streams from, else the first of the list.
+            let host = conn
+                .hosts
+                .iter()
+                .find(|h| Some(h.port) == status.sender_port)
+                .or(conn.hosts.first())
+                .cloned();
+            let Some(host) = host else { continue };
+            tokio::spawn(async move {
+                if let Ok(Some(row)) = pgwalrus_client::slot_row(&conn, &host, &slot).await {
+                    let mut o = observed.lock().unwrap_or_else(|e| e.into_inner());
+                    o.wal_status = row.wal_status;
+                    o.safe_wal_size = row.safe_wal_size;
+                }
             });
         }
     }
@@ -384,7 +435,7 @@ impl Supervisor {
             };
             rows.push(ServerView {
                 name: name.to_owned(),
-                horizon: server.horizon.clone(),
+                observed: server.observed.clone(),
                 status: server.status.clone(),
                 parked: match &server.run {
                     Run::Parked(p) => Some(p.clone()),

@@ -233,6 +233,40 @@ fn daemon_archives_several_servers_parks_one_reloads_by_name_and_never_shows_the
     };
     daemon.wait_flushed("a", &a.current_wal_lsn());
     daemon.wait_flushed("b", &b_end);
+    // At quiescence the status says what the server's pg_stat_replication says.
+    let server_view = || {
+        b.psql(
+            "SELECT write_lsn || ' ' || flush_lsn FROM pg_stat_replication WHERE application_name = 'pgwalrus-b'",
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let s = daemon.server("b");
+            let ours = format!(
+                "{} {}",
+                s["written_lsn"].as_str().unwrap_or(""),
+                s["flushed_lsn"].as_str().unwrap_or("")
+            );
+            ours == server_view()
+        }),
+        "status {} vs pg_stat_replication {}",
+        daemon.server("b"),
+        server_view()
+    );
+    // The slot and the archive's free space, as the daemon observes them.
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || daemon.server("b")["slot_wal_status"] == "reserved"
+        ),
+        "{}",
+        daemon.server("b")
+    );
+    assert!(
+        daemon.server("b")["archive_free_bytes"]
+            .as_u64()
+            .is_some_and(|f| f > 0)
+    );
 
     // Server a crashes: it reconnects in the status, b streams on.
     a.kill9();
