@@ -36,6 +36,15 @@ impl Framed {
         }
     }
 
+    /// Whether a whole message is already buffered (the next read needs no socket read).
+    pub(crate) fn has_buffered_message(&self) -> bool {
+        // Tag byte, then the length word (which counts itself, not the tag).
+        self.read_buf
+            .get(1..5)
+            .and_then(|len| <[u8; 4]>::try_from(len).ok())
+            .is_some_and(|len| (u32::from_be_bytes(len) as usize) < self.read_buf.len())
+    }
+
     /// The connection target, for error messages.
     pub(crate) fn target(&self) -> &str {
         &self.target

@@ -303,6 +303,13 @@ impl ReplicationStream {
         }
     }
 
+    /// Whether the next message is already buffered, so [`ReplicationStream::next`] returns
+    /// it without reading the socket (a receiver may then wait before the next socket read
+    /// to take a trickle of small messages in one batch).
+    pub fn has_buffered_message(&self) -> bool {
+        self.conn.io.has_buffered_message()
+    }
+
     /// The underlying connection's accessors (server version, parameters, target…).
     pub fn connection(&self) -> &Connection {
         &self.conn

@@ -9,6 +9,8 @@
 //! Streaming begins at (timeline, start) in one place, [`Session::begin`], used both at the
 //! start of the session and when the server ends a timeline and the stream follows it.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use pgwalrus_archive::{ArchiveWriter, Inventory};
 use pgwalrus_client::{Connection, ReplicationMessage, ReplicationStream};
@@ -31,6 +33,14 @@ use crate::writer::{Command, Event, WriterHandle};
 /// The log target of the per-segment "completed segment" line, so a host that shows
 /// progress some other way (a live line on a terminal) can filter it out.
 pub const SEGMENT_LOG_TARGET: &str = "pgwalrus_receiver::segment";
+
+/// Outside synchronous mode, once the stream has caught up with the server and nothing more
+/// is buffered, the socket is read again only after this pause, so the trickle of small
+/// messages a steady load produces (about 100 per MiB) is taken in batches: one wake-up and
+/// one writer hand-off per batch instead of per message. A stream that falls behind (the
+/// server says it has more than was received) is read at once. Measured in
+/// docs/benchmarks.md ("Steady streaming"); synchronous mode never waits: commits do.
+const READ_BATCH: Duration = Duration::from_millis(10);
 
 /// Runs one prepared session until a clean stop or an error; the writer is created here and
 /// closed (what was written fsynced, the segment left `.partial`) whatever happens.
@@ -154,8 +164,16 @@ async fn stream<F: EngineFs>(
             flushed: session.core.flush_lsn(),
         });
     }
+    let mut read_gate: Option<std::time::Instant> = None;
     loop {
         let deadline = session.core.next_deadline();
+        let gate = read_gate;
+        let gated = async {
+            match gate {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -179,9 +197,17 @@ async fn stream<F: EngineFs>(
                 writer.group_flush();
                 Actions::new()
             }
-            msg = stream.next() => match msg {
+            () = gated => {
+                read_gate = None;
+                Actions::new()
+            }
+            msg = stream.next(), if read_gate.is_none() => match msg {
                 Ok(Some(ReplicationMessage::XLogData { start, end, wal_end, time, data })) => {
-                    session.on_wal(start, end, wal_end, time, data).await?
+                    let actions = session.on_wal(start, end, wal_end, time, data).await?;
+                    if !settings.synchronous && end >= wal_end && !stream.has_buffered_message() {
+                        read_gate = Some(now() + READ_BATCH);
+                    }
+                    actions
                 }
                 Ok(Some(ReplicationMessage::Keepalive { wal_end, time, reply_requested })) => {
                     let received = wall_clock();
