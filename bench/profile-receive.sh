@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Where the receivers' CPU goes: the profiles and counts behind docs/benchmarks.md's
-# "Steady streaming and FPI-heavy catch-up" section, for pgwalrus receive and PostgreSQL 15's
-# pg_receivewal, in the two workloads of bench/receive-vs-pg_receivewal.sh (parts `steady`
-# and `fpi`). Not the timing benchmark: perf and strace slow the process they watch, so every
-# number here is either a count (system calls, context switches, write sizes), a share of
-# samples, or a CPU figure from a run with nothing attached ("what-if" rounds).
+# Where the receivers' CPU goes: the profiles and counts behind the docs/benchmarks.md
+# section "receive vs pg_receivewal: steady streaming and FPI-heavy catch-up", for pgwalrus
+# receive and PostgreSQL 15's pg_receivewal, in the two workloads of
+# bench/receive-vs-pg_receivewal.sh (parts `steady` and `fpi`). Not the timing benchmark:
+# perf and strace slow the process they watch, so every number here is either a count
+# (system calls, context switches, write sizes), a share of samples, or a CPU figure from a
+# run with nothing attached ("what-if" rounds).
 #
 #  steady  3 receivers under pgbench -c 4 -j 2 -T SECONDS (scale 20), as in the benchmark:
 #          per tool one round with `perf stat` (software events and system-call tracepoints)
@@ -32,7 +33,8 @@
 #
 # Results (perf.data files, perf stat and strace outputs, a summary.md) go to --out DIR.
 #
-#   bench/profile-receive.sh [--out DIR] [--parts steady,whatif,batch,fpi,bounds] [--batch-ms N] [--seconds N] [--fpi-gib N]
+#   bench/profile-receive.sh [--out DIR] [--parts steady,whatif,batch,fpi,bounds]
+#       [--batch-ms N] [--seconds N] [--fpi-gib N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
