@@ -23,6 +23,7 @@ need_tools() {
     for t in "$@"; do
         case "$t" in
             time) [ -x /usr/bin/time ] || missing+=(time) ;;
+            perf) command -v perf >/dev/null || missing+=(linux-perf) ;;
             *) command -v "$t" >/dev/null || missing+=("$t") ;;
         esac
     done
@@ -91,3 +92,21 @@ summarize() {
     rss="$(printf '%s\n' "$@" | awk '{print $4}' | sort -n | tail -1)"
     echo "$wall $cpu $rss"
 }
+
+# proc_cpu PID: "user_s sys_s" the live process PID has used so far, all its threads
+# together (/proc/PID/stat fields 14 and 15, in clock ticks).
+proc_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f %.2f\n", $12/hz, $13/hz}' "/proc/$1/stat"
+}
+
+# proc_children_cpu PID: "user_s sys_s" of PID's children that ended and were reaped so far
+# (fields 16 and 17): for the postmaster, the CPU of the backends and walsenders that exited.
+proc_children_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f %.2f\n", $14/hz, $15/hz}' "/proc/$1/stat"
+}
+
+# proc_peak_rss_kb PID: the peak resident set size of a live process (VmHWM), in KiB.
+proc_peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+# minmax [FMT]: "min–max" of the numbers on stdin, each printed with FMT (default %.2f).
+minmax() { sort -g | awk -v f="${1:-%.2f}" 'NR == 1 {lo = $1} {hi = $1} END {printf f "–" f "\n", lo, hi}'; }
