@@ -9,6 +9,8 @@
 //! * [`receive_basic`] — byte equality with `pg_wal`, clean stops (signals, `--endpos`),
 //!   resuming `.partial` files of any length, reconnecting;
 //! * [`receive_crash`] — `kill -9` at random moments under load;
+//! * [`receive_shutdowns`] — the primary stopped fast, immediately and by `kill -9`, again
+//!   and again under load, with one receiver throughout;
 //! * [`receive_interop`] — one directory shared with `pg_receivewal`;
 //! * [`receive_errors`] — exit codes 1, 3 and 4, with the archive untouched;
 //! * [`receive_slots`] — slot creation and dropping, feedback;
@@ -28,6 +30,7 @@ mod receive_crash;
 mod receive_errors;
 mod receive_failover;
 mod receive_interop;
+mod receive_shutdowns;
 mod receive_slots;
 mod receive_support;
 mod receive_sync;
