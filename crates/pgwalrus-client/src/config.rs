@@ -108,6 +108,14 @@ pub struct HostSpec {
     pub port: u16,
 }
 
+impl HostSpec {
+    /// How errors and logs name this host: `host:port`, `[v6]:port`, the address when only
+    /// `hostaddr` is given, or the socket path.
+    pub fn label(&self) -> String {
+        crate::transport::host_label(self)
+    }
+}
+
 /// Where a host lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {

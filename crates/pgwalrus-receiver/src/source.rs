@@ -120,7 +120,7 @@ where
         let (config, host) = (self.config.clone(), self.host.clone());
         async move {
             let stream = opened.await.map_err(|error| ClientError::Connect {
-                target: label(&host),
+                target: host.label(),
                 error,
             })?;
             Connection::handshake(stream, &config, &host).await
@@ -185,14 +185,6 @@ fn slot_row_over_sql(
 ) -> impl Future<Output = Option<Result<Option<SlotRow>, ClientError>>> + Send + use<> {
     let (config, host, slot) = (config.clone(), host.clone(), slot.to_owned());
     async move { Some(pgwalrus_client::slot_row(&config, &host, &slot).await) }
-}
-
-fn label(host: &HostSpec) -> String {
-    use pgwalrus_client::config::Host;
-    match &host.host {
-        Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), host.port),
-        Host::Tcp(name) => format!("{name}:{}", host.port),
-    }
 }
 
 /// `config` as a `key=value` conninfo with the password shown as `********`, the way

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`check`]: `pgwalrus check`, the first thing an operator runs.
+//! - [`clock`]: the wall clock of reports and retention.
 //! - [`cli`]: clap syntax and its resolution into validated settings.
 //! - [`connection`]: connection settings from flags; client errors to exit codes.
 //! - [`daemon`]: `pgwalrus daemon`, every server of a configuration file in one process.
@@ -23,6 +24,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod connection;
 pub mod daemon;
 pub mod dump;

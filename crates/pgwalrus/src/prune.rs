@@ -79,7 +79,7 @@ pub fn prune(dir: &Path, keep: Keep, dry_run: bool) -> anyhow::Result<Plan> {
             modified: meta.modified()?,
         });
     }
-    let planned = retention::plan(&candidates, keep, crate::daemon::report::now());
+    let planned = retention::plan(&candidates, keep, crate::clock::now());
     if !dry_run {
         durable::remove_segments(&fs, dir, &planned.remove, Durability::Fsync)?;
     }

@@ -12,15 +12,7 @@ use pgwalrus_receiver::ReceiverStatus;
 use serde_json::{Value, json};
 
 use super::supervisor::ServerView;
-
-/// The wall clock, for the daemon's reports (when a server was parked, how far behind).
-#[allow(
-    clippy::disallowed_methods,
-    reason = "status reports need the wall clock; nothing here decides on it"
-)]
-pub fn now() -> SystemTime {
-    SystemTime::now()
-}
+use crate::clock::now;
 
 /// `2026-12-07T18:29:40.123Z`.
 pub fn iso8601(t: SystemTime) -> String {

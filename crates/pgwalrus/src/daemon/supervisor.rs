@@ -177,7 +177,7 @@ impl Supervisor {
                 let parked = Parked {
                     kind: Some(StopKind::Io),
                     error: format!("could not start the engine: {e}"),
-                    since: crate::daemon::report::now(),
+                    since: crate::clock::now(),
                 };
                 error!(server = %name, "parked: {}", parked.error);
                 Server {
@@ -213,7 +213,7 @@ impl Supervisor {
             Run::Parked(Parked {
                 kind: None,
                 error: String::new(),
-                since: crate::daemon::report::now(),
+                since: crate::clock::now(),
             }),
         );
         match run {
@@ -229,13 +229,13 @@ impl Supervisor {
                         Parked {
                             kind: Some(reason.kind),
                             error,
-                            since: crate::daemon::report::now(),
+                            since: crate::clock::now(),
                         }
                     }
                     Ok(stopped) => Parked {
                         kind: None,
                         error: format!("the engine stopped ({stopped:?})"),
-                        since: crate::daemon::report::now(),
+                        since: crate::clock::now(),
                     },
                 };
                 server.run = Run::Parked(parked);
