@@ -44,6 +44,15 @@ while read -r major dir; do
     BINDIR[$major]="$dir"
 done < <(scripts/install-pg-majors.sh 14 15 16 17 18 | grep -E '^[0-9]+ /')
 
+# The object-storage tests run against s3s-fs, a real S3 server in Rust that enforces
+# create-only writes (0.15+ needs a newer Rust); built once into .cache (about 2.5 minutes).
+S3S_FS=.cache/s3s-fs/bin/s3s-fs
+if [ ! -x "$S3S_FS" ]; then
+    log "installing s3s-fs 0.14.1 into .cache/s3s-fs"
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --root .cache/s3s-fs
+fi
+export PGWALRUS_S3S_FS="$PWD/$S3S_FS"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

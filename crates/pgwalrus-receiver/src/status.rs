@@ -80,6 +80,8 @@ pub struct ReceiverStatus {
     pub conninfo: Option<String>,
     /// The server's WAL segment size.
     pub segment_size: Option<WalSegSize>,
+    /// The server's system identifier (`IDENTIFY_SYSTEM`), once connected.
+    pub system_identifier: Option<u64>,
     /// The last segment completed under its final name.
     pub last_completed_segment: Option<SegmentName>,
     /// Segments completed since the engine started.

@@ -132,6 +132,7 @@ async fn stream<F: EngineFs>(
         s.sender_host = Some(host_name(&conn));
         s.sender_port = Some(conn.host().port);
         s.segment_size = Some(seg_size);
+        s.system_identifier = Some(system_id);
     });
     let mut session = Session {
         fs,

@@ -589,7 +589,7 @@ impl Drop for Cluster {
 
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read
 /// it, close). Ports already handed out in this process are skipped.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..100 {

@@ -52,6 +52,7 @@ mod cluster;
 mod config;
 mod pgbin;
 mod psql;
+mod s3;
 mod tempdir;
 mod template;
 mod tls;
@@ -60,6 +61,7 @@ mod util;
 pub use cluster::{Cluster, ClusterBuilder, KEEP_ENV};
 pub use pgbin::{BINDIR_ENV, DEBIAN_BINDIR, PgBin, debian_bin, pg_bin};
 pub use psql::run_psql;
+pub use s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3S_FS_ENV, S3Server};
 pub use tempdir::TempDir;
 pub use tls::TlsFiles;
 pub use util::{

@@ -318,6 +318,42 @@ pub struct ReceiveArgs {
         value_parser = parse_compression
     )]
     pub compress: Option<CompressionSpec>,
+    /// Object storage.
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+/// Where an object-storage archive is and how to reach it. Credentials, region and endpoint
+/// otherwise come the AWS way: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL(_S3)`, `AWS_PROFILE` with `~/.aws/config` and
+/// `~/.aws/credentials`, then web identity, container and instance-metadata credentials.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BucketArgs {
+    /// Ship every completed segment and history file to S3-compatible object storage,
+    /// create-only, after it is durable locally (DIR is then the local spool).
+    #[arg(long = "archive", value_name = "s3://BUCKET/PREFIX")]
+    pub archive: Option<String>,
+    /// The S3 endpoint of an S3-compatible server (http:// is allowed when given here).
+    #[arg(long = "s3-endpoint", value_name = "URL", requires = "archive")]
+    pub endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long = "s3-region", value_name = "REGION", requires = "archive")]
+    pub region: Option<String>,
+    /// The profile of ~/.aws/config and ~/.aws/credentials.
+    #[arg(long = "s3-profile", value_name = "NAME", requires = "archive")]
+    pub profile: Option<String>,
+    /// path, virtual or auto (virtual-hosted on AWS, path-style on a custom endpoint).
+    #[arg(
+        long = "s3-addressing-style",
+        value_name = "STYLE",
+        default_value = "auto",
+        requires = "archive"
+    )]
+    pub addressing_style: pgwalrus_bucket::AddressingStyle,
+    /// Accept a store that does not enforce create-only writes. Only one archiver may then
+    /// ever write under the prefix: a second one could overwrite WAL.
+    #[arg(long = "s3-single-writer", requires = "archive")]
+    pub single_writer: bool,
 }
 
 /// `-Z` / `--compress`: pg_receivewal's `METHOD[:DETAIL]` syntax, parsed by

@@ -1,15 +1,24 @@
 //! `pgwalrus receive`: validated settings from the flags, `--drop-slot`, SIGINT/SIGTERM as
 //! the engine's shutdown, the progress line, and the engine's stop reason as an exit code.
-//! The receive loop itself is the `pgwalrus-receiver` engine, on a thread of its own.
+//! The receive loop itself is the `pgwalrus-receiver` engine, on a thread of its own. With
+//! `--archive s3://…` the shipping stage (`pgwalrus-bucket`) runs beside it on this thread,
+//! uploading what the engine completed in the spool; it starts once the engine knows which
+//! cluster it streams from, and on a clean stop ships what was completed before it exits.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use pgwalrus_archive::Durability;
 use pgwalrus_archive::compress::Compression;
+use pgwalrus_bucket::{
+    Bucket, BucketSettings, BucketUrl, Cluster, ProcessEnv, ShipSettings, Shipper,
+};
 use pgwalrus_client::connect;
-use pgwalrus_receiver::{FromConfig, ReceiveSettings, Shutdown, StopKind, StopReason};
+use pgwalrus_receiver::{
+    FromConfig, ReceiveSettings, ReceiverStatus, Shutdown, StopKind, StopReason,
+};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cli::ReceiveArgs;
@@ -62,6 +71,12 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
             spec.effective_level()
         );
     }
+    let bucket = args
+        .bucket
+        .archive
+        .as_deref()
+        .map(|url| open_bucket(&args.bucket, url))
+        .transpose()?;
     let progress = if quiet {
         ProgressMode::Quiet
     } else if std::io::stderr().is_terminal() {
@@ -69,6 +84,21 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
     } else {
         ProgressMode::Log
     };
+    let ship = bucket.map(|bucket| {
+        (
+            bucket,
+            ShipSettings {
+                spool: dir.clone(),
+                durability: if args.no_sync {
+                    Durability::NoSync
+                } else {
+                    Durability::Fsync
+                },
+                single_writer: args.bucket.single_writer,
+                poll: SHIP_POLL,
+            },
+        )
+    });
     let settings = ReceiveSettings {
         dir,
         slot: args.slot.clone(),
@@ -93,11 +123,103 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
         backoff_initial: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
     };
-    runtime.block_on(receive(settings, FromConfig::new(conn), progress))
+    runtime.block_on(receive(settings, FromConfig::new(conn), progress, ship))
+}
+
+/// How often the shipping stage looks at the spool for newly completed files.
+const SHIP_POLL: std::time::Duration = Duration::from_millis(500);
+
+/// The bucket of `--archive`, its settings resolved from the flags and the AWS environment.
+fn open_bucket(args: &crate::cli::BucketArgs, url: &str) -> Result<Bucket, Failure> {
+    let config = |e: pgwalrus_bucket::Error| Failure::new(Exit::Config, e);
+    let mut settings = BucketSettings::new(BucketUrl::parse(url).map_err(config)?);
+    settings.endpoint.clone_from(&args.endpoint);
+    settings.region.clone_from(&args.region);
+    settings.profile.clone_from(&args.profile);
+    settings.addressing_style = args.addressing_style;
+    settings.single_writer = args.single_writer;
+    let resolved = settings.resolve(&ProcessEnv).map_err(config)?;
+    Bucket::open(&resolved).map_err(config)
+}
+
+/// The exit code of a shipping failure.
+fn ship_failure(e: pgwalrus_bucket::Error) -> Failure {
+    // Another cluster's prefix, or a key holding other WAL: an archive mismatch, as for a
+    // directory. Damaged local files and spool I/O: local I/O. The rest (a store that
+    // ignores create-only writes, denied access, bad settings): configuration.
+    let exit = if e.is_archive_mismatch() {
+        Exit::OtherCluster
+    } else if matches!(
+        e,
+        pgwalrus_bucket::Error::Damaged { .. }
+            | pgwalrus_bucket::Error::Local(_)
+            | pgwalrus_bucket::Error::LocalFile { .. }
+    ) {
+        Exit::Io
+    } else {
+        Exit::Config
+    };
+    Failure::new(exit, e)
+}
+
+/// The shipping stage: waits for the engine to learn the cluster, checks the bucket, then
+/// ships until told to stop. Returns at once (Ok) if the engine stops before connecting.
+async fn ship(
+    bucket: Bucket,
+    settings: ShipSettings,
+    mut engine: watch::Receiver<ReceiverStatus>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), pgwalrus_bucket::Error> {
+    let cluster = loop {
+        {
+            let s = engine.borrow_and_update();
+            if let (Some(system_id), Some(seg_size)) = (s.system_identifier, s.segment_size) {
+                break Cluster {
+                    system_id,
+                    seg_size,
+                };
+            }
+        }
+        let mut stopping = stop.clone();
+        tokio::select! {
+            changed = engine.changed() => if changed.is_err() { return Ok(()) },
+            _ = stopping.wait_for(|s| *s) => return Ok(()),
+        }
+    };
+    let mut shipper = Shipper::new(bucket, cluster, settings);
+    // The bucket may be out of reach for a while: WAL keeps going into the spool, and the
+    // stage starts once it can (1 s doubling to 30 s). A refusal (another cluster, a store
+    // that ignores create-only writes, denied access) ends the run.
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match shipper.prepare().await {
+            Ok(()) => break,
+            Err(e) if e.is_permanent() => return Err(e),
+            Err(e) => {
+                warn!(
+                    "object storage is not reachable yet, WAL stays in the spool: {}",
+                    pgwalrus_bucket::ship::error_chain(&e)
+                );
+                let mut stopping = stop.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stopping.wait_for(|s| *s) => return Ok(()),
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    info!(url = %shipper.status().borrow().url, "shipping completed segments to object storage");
+    shipper.run(stop).await
 }
 
 /// Runs the engine on its thread until it stops; SIGINT and SIGTERM ask it to stop cleanly.
-async fn receive(settings: ReceiveSettings, source: FromConfig, mode: ProgressMode) -> Outcome {
+async fn receive(
+    settings: ReceiveSettings,
+    source: FromConfig,
+    mode: ProgressMode,
+    shipping: Option<(Bucket, ShipSettings)>,
+) -> Outcome {
     let mut signals = StopSignals::install().map_err(|e| {
         Failure::new(
             Exit::Io,
@@ -115,18 +237,51 @@ async fn receive(settings: ReceiveSettings, source: FromConfig, mode: ProgressMo
     let mut progress = Progress::new(mode, engine.status());
     let mut redraw = tokio::time::interval(REDRAW_EVERY);
     redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (stop_shipping, ship_stop) = watch::channel(false);
+    let shipper = shipping.map(|(bucket, ship_settings)| {
+        tokio::spawn(ship(bucket, ship_settings, engine.status(), ship_stop))
+    });
+    let mut shipper_running = shipper.is_some();
+    let shipper = async move {
+        match shipper {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(pgwalrus_bucket::Error::Settings(e.to_string()))),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(shipper);
+    let mut ship_error = None;
     let done = engine.wait();
     tokio::pin!(done);
-    loop {
+    let result = loop {
         tokio::select! {
-            result = &mut done => {
-                progress.finish();
-                return result.map(|_| ()).map_err(failure);
-            }
+            result = &mut done => break result,
             () = signals.recv() => trigger.trigger(),
+            shipped = &mut shipper, if shipper_running => {
+                // The stage stopped on its own: only a permanent failure does that. Stop
+                // the engine cleanly (everything received is made durable in the spool).
+                shipper_running = false;
+                if let Err(e) = shipped {
+                    ship_error = Some(e);
+                    trigger.trigger();
+                }
+            }
             tick = redraw.tick(), if progress.is_live() => progress.tick(tick.into_std()),
         }
+    };
+    progress.finish();
+    if shipper_running {
+        // Ship what the engine completed before it stopped, then end.
+        let _ = stop_shipping.send(true);
+        if let Err(e) = (&mut shipper).await {
+            ship_error = Some(e);
+        }
     }
+    if let Some(e) = ship_error {
+        return Err(ship_failure(e));
+    }
+    result.map(|_| ()).map_err(failure)
 }
 
 /// The exit code of each reason the engine stops for.

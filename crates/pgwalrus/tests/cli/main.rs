@@ -19,9 +19,11 @@
 //! * [`compress`] — `-Z` gzip, lz4 and zstd: the standard tools and `pg_receivewal` 15 as
 //!   oracles, `kill -9`, cut `.partial` files, archives that change method;
 //!
+//! [`bucket`] (`receive --archive s3://…` against a real S3 server),
 //! [`daemon`] (`pgwalrus daemon` and `pgwalrus status`: several servers, parking, reload),
 //! and [`verify`] (`pgwalrus verify` and `dump` over real WAL), with helpers in [`receive_support`] and [`support`].
 
+mod bucket;
 mod check;
 mod compress;
 mod daemon;

@@ -1,0 +1,186 @@
+//! `pgwalrus receive --archive s3://…` against a real S3 server (`s3s-fs`): every completed
+//! segment reaches the bucket byte-identical to the server's `pg_wal` once decompressed,
+//! history and identity objects are there, another cluster's prefix is refused, and a key
+//! holding other WAL is never overwritten.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pgwalrus_archive::compress::{Compression, StreamEnd, decode};
+use pgwalrus_testkit::{S3Server, wait_until};
+
+use crate::receive_support::{Fixture, PATIENCE, pgbench, segment_name};
+use crate::support::Background;
+
+/// `receive --archive URL EXTRA…` with the server's AWS environment.
+fn receive_to(f: &Fixture, s3: &S3Server, prefix: &str, extra: &[&str]) -> Background {
+    let url = s3.url(prefix);
+    let archive = f.archive.display().to_string();
+    let mut args = vec![
+        "receive",
+        "-D",
+        archive.as_str(),
+        "-d",
+        f.conninfo.as_str(),
+        "--archive",
+        url.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let log =
+        f.c.root_dir()
+            .join(format!("receive-s3-{}.log", prefix.replace('/', "-")));
+    Background::spawn(&f.home, &args, &env, &log)
+}
+
+/// The cluster's archive root in the bucket's directory.
+fn root(s3: &S3Server, prefix: &str, f: &Fixture) -> PathBuf {
+    s3.bucket_dir()
+        .join(prefix)
+        .join(f.c.system_identifier().to_string())
+}
+
+/// The WAL an object holds, decompressed by its magic number.
+fn wal_of(object: &[u8]) -> Vec<u8> {
+    let method = match object {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
+        [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+        [0x04, 0x22, 0x4d, 0x18, ..] => Some(Compression::Lz4),
+        _ => None,
+    };
+    let Some(method) = method else {
+        return object.to_vec();
+    };
+    let mut out = Vec::new();
+    let held = decode(method, object, u64::MAX, |b| out.extend_from_slice(b)).unwrap();
+    assert_eq!(held.end, StreamEnd::Finished);
+    out
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn receive_ships_completed_segments_byte_identical_to_pg_wal() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    let mut r = receive_to(&f, &s3, "fleet/db1", &["-Z", "zstd"]);
+    pgbench(&f.c, &["-i", "-s", "1", "-q"]);
+    pgbench(&f.c, &["-c", "2", "-t", "100"]);
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "fleet/db1", &f).join("wal");
+    assert!(
+        wait_until(PATIENCE, || wal.join(&last).is_file()),
+        "{last} never reached the bucket: {:?}\n{}",
+        names(&wal),
+        r.stderr()
+    );
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+
+    let shipped = names(&wal);
+    let local: Vec<String> = names(&f.archive)
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".zst").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        shipped, local,
+        "every completed local segment is in the bucket"
+    );
+    assert!(shipped.len() >= 10, "{shipped:?}");
+    let mut compared = 0;
+    for name in &shipped {
+        let object = std::fs::read(wal.join(name)).unwrap();
+        assert_eq!(
+            &object[..4],
+            &[0x28, 0xb5, 0x2f, 0xfd],
+            "{name} is stored as compressed"
+        );
+        let ours = wal_of(&object);
+        assert_eq!(ours.len() as u64, f.seg_size, "{name}");
+        if let Some(theirs) = f.server_segment(name) {
+            assert!(ours == theirs, "{name} differs from pg_wal");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10, "only {compared} compared");
+    let root = root(&s3, "fleet/db1", &f);
+    let identity = std::fs::read_to_string(root.join("archive.json")).unwrap();
+    assert!(
+        identity.contains(&f.c.system_identifier().to_string()),
+        "{identity}"
+    );
+    assert!(
+        names(&root.join("conflicts")).is_empty(),
+        "nothing in the conflicts prefix"
+    );
+    let state = std::fs::read_to_string(f.archive.join("pgwalrus.shipped")).unwrap();
+    assert!(state.contains(shipped.last().unwrap()), "{state}");
+}
+
+#[test]
+fn receive_refuses_another_clusters_bucket_prefix_and_writes_nothing_there() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    let other = s3.bucket_dir().join("db/1234567890123456789/wal");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("000000010000000000000001"), b"theirs").unwrap();
+    let mut r = receive_to(&f, &s3, "db", &[]);
+    r.expect_exit(3, PATIENCE);
+    let err = r.stderr();
+    assert!(
+        err.contains("another cluster") && err.contains("1234567890123456789"),
+        "{err}"
+    );
+    assert_eq!(
+        names(&s3.bucket_dir().join("db")),
+        ["1234567890123456789"],
+        "nothing written for this cluster"
+    );
+}
+
+#[test]
+fn receive_never_overwrites_a_key_holding_other_wal() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    // The segment the receiver will complete first holds something else in the bucket.
+    let start = f.current_lsn();
+    let first = segment_name(1, start.0 / f.seg_size, f.seg_size);
+    let wal = root(&s3, "db", &f).join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    let theirs = vec![0xAB; usize::try_from(f.seg_size).unwrap()];
+    std::fs::write(wal.join(&first), &theirs).unwrap();
+    let mut r = receive_to(&f, &s3, "db", &[]);
+    f.load(200);
+    f.switch();
+    r.expect_exit(3, Duration::from_secs(60));
+    let err = r.stderr();
+    assert!(
+        err.contains(&first) && err.contains("already holds different WAL"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(wal.join(&first)).unwrap(),
+        theirs,
+        "not overwritten"
+    );
+    let kept = names(&root(&s3, "db", &f).join("conflicts/wal"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with(&first), "{kept:?}");
+    let ours = std::fs::read(root(&s3, "db", &f).join("conflicts/wal").join(&kept[0])).unwrap();
+    assert_eq!(
+        Some(ours),
+        std::fs::read(f.archive.join(&first)).ok(),
+        "our copy is the local segment"
+    );
+}
