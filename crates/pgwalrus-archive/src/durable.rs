@@ -624,6 +624,28 @@ pub fn install_staged<F: ArchiveFs>(
     Ok(target)
 }
 
+/// Puts `content` at `target` whole, replacing any file of that name: [`stage_beside`],
+/// one positional write, [`install_staged`]. A reader sees the old file (or none) or the
+/// whole new one. For small files written in one piece: a state file, a downloaded object.
+///
+/// # Errors
+///
+/// As for [`stage_beside`] and [`install_staged`], and [`Error::Io`] with [`Op::Write`].
+pub fn replace_file<F: ArchiveFs>(
+    fs: &F,
+    target: &Path,
+    content: &[u8],
+    durability: Durability,
+) -> Result<PathBuf> {
+    let staged = stage_beside(fs, target)?;
+    if let Err(e) = staged.file.write_all_at(content, 0) {
+        let path = staged.temp_path.clone();
+        let _ = discard_staged(fs, staged);
+        return Err(Error::io(Op::Write, &path, e));
+    }
+    install_staged(fs, staged, durability)
+}
+
 /// Abandons a [`StagedFile`] (its content turned out wrong, or writing it failed):
 /// `unlink(tmp)`. The destination is not touched. No directory sync: a temporary file that
 /// comes back after a crash is replaced by the next [`stage_beside`] for the destination.

@@ -56,6 +56,23 @@ impl Stamp {
         })
     }
 
+    /// Whether `stored` are the bytes this stamp describes (size and SHA-256).
+    ///
+    /// # Errors
+    /// What differs.
+    pub fn check_stored(&self, stored: &[u8]) -> Result<(), String> {
+        let sha: Sha = Sha256::digest(stored).into();
+        if sha == self.stored_sha256 {
+            return Ok(());
+        }
+        Err(format!(
+            "its {} bytes hash to sha256 {}, its metadata says {}",
+            stored.len(),
+            hex(&sha),
+            hex(&self.stored_sha256)
+        ))
+    }
+
     /// With the LSN range it holds.
     pub fn with_range(mut self, start: Lsn, end: Lsn) -> Self {
         self.start_lsn = Some(start);

@@ -444,13 +444,12 @@ impl Shipper {
 
     fn save_state(&self) -> Result<()> {
         let text = serde_json::to_string(&self.shipped).unwrap_or_default() + "\n";
-        let staged = durable::stage_beside(&self.fs, &self.state_path())?;
-        if let Err(error) = staged.file.write_all_at(text.as_bytes(), 0) {
-            let path = staged.temp_path.clone();
-            let _ = durable::discard_staged(&self.fs, staged);
-            return Err(Error::LocalFile { path, error });
-        }
-        durable::install_staged(&self.fs, staged, self.settings.durability)?;
+        durable::replace_file(
+            &self.fs,
+            &self.state_path(),
+            text.as_bytes(),
+            self.settings.durability,
+        )?;
         Ok(())
     }
 

@@ -153,6 +153,13 @@ pub struct RestoreArgs {
     /// Internal: run as the prefetch worker of this spool directory.
     #[arg(long = "prefetch-worker", value_name = "SPOOL", hide = true)]
     pub prefetch_worker: Option<std::path::PathBuf>,
+    /// With --archive: the cluster whose archive to read (default: the system identifier
+    /// in global/pg_control of the data directory restore_command runs in).
+    #[arg(long = "system-identifier", value_name = "ID", requires = "archive")]
+    pub system_identifier: Option<u64>,
+    /// Object storage (DIR is then a local cache of downloaded files).
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 /// `pgwalrus verify`.

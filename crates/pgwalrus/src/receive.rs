@@ -130,7 +130,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
 const SHIP_POLL: std::time::Duration = Duration::from_millis(500);
 
 /// The bucket of `--archive`, its settings resolved from the flags and the AWS environment.
-fn open_bucket(args: &crate::cli::BucketArgs, url: &str) -> Result<Bucket, Failure> {
+pub(crate) fn open_bucket(args: &crate::cli::BucketArgs, url: &str) -> Result<Bucket, Failure> {
     let config = |e: pgwalrus_bucket::Error| Failure::new(Exit::Config, e);
     let mut settings = BucketSettings::new(BucketUrl::parse(url).map_err(config)?);
     settings.endpoint.clone_from(&args.endpoint);

@@ -21,7 +21,10 @@
 //! * `check` — the checks of a segment's WAL: first page, every record, the boundary.
 //! * `copy` — decompress, check and copy one file into a staged destination.
 //! * `spool` — `--prefetch`: a background worker keeping the next segments ready.
+//! * `bucket` — `--archive s3://…`: the file comes from object storage through `DIR` as a
+//!   cache.
 
+mod bucket;
 mod check;
 mod copy;
 mod find;
@@ -97,10 +100,86 @@ pub fn run(args: &RestoreArgs) -> Outcome {
     }
     let request = find::parse_request(file).map_err(|e| abort(format!("cannot restore: {e}")))?;
     let fs = StdFs::new();
+    if let Some(url) = args.bucket.archive.as_deref() {
+        return restore_remote(&fs, dir, url, request, target, args);
+    }
     match request {
         Request::Segment(wanted) => restore_segment(&fs, dir, wanted, target, args),
         Request::History(wanted) => restore_history(&fs, dir, wanted, target),
         Request::BackupHistory(wanted) => restore_backup_history(&fs, dir, &wanted, target),
+    }
+}
+
+/// `%f` from object storage, through `dir` as a cache.
+fn restore_remote(
+    fs: &StdFs,
+    dir: &Path,
+    url: &str,
+    request: Request,
+    target: &Path,
+    args: &RestoreArgs,
+) -> Outcome {
+    let bucket = crate::receive::open_bucket(&args.bucket, url)
+        .map_err(|e| abort(format!("cannot restore from {url}: {:#}", e.error)))?;
+    let remote = bucket::Remote::open(bucket, args.system_identifier, dir)
+        .map_err(|e| abort(format!("cannot restore from {url}: {e}")))?;
+    match request {
+        Request::Segment(wanted) => {
+            let cached =
+                find::first_existing(fs, dir, find::complete_forms(wanted).map(FileName::Segment))
+                    .ok()
+                    .flatten();
+            let name = match cached {
+                Some(name) => name,
+                None => match remote.segment(wanted) {
+                    Ok(bucket::Fetched::Cached(name)) => name,
+                    Ok(bucket::Fetched::Missing(why)) => return Err(not_found(why)),
+                    Err(e) => return Err(abort(format!("cannot restore {wanted}: {e}"))),
+                },
+            };
+            let local = RestoreArgs {
+                prefetch: 0,
+                partial: false,
+                ..args.clone()
+            };
+            restore_segment(fs, dir, wanted, target, &local)?;
+            remote.forget(&name);
+            if args.prefetch > 0 {
+                let seg_size = std::fs::metadata(target)
+                    .ok()
+                    .and_then(|m| u32::try_from(m.len()).ok())
+                    .and_then(|len| pgwalrus_wal::WalSegSize::new(len).ok());
+                if let Some(seg_size) = seg_size {
+                    remote.prefetch(wanted, args.prefetch.min(spool::MAX_DEPTH), seg_size);
+                }
+            }
+            Ok(())
+        }
+        Request::History(wanted) => {
+            let asked = wanted.to_string();
+            let content = match remote.history(wanted) {
+                Ok(Some(content)) => content,
+                Ok(None) => {
+                    return Err(not_found(format!("{asked} is not in the archive {url}")));
+                }
+                Err(e) => return Err(abort(format!("cannot restore {asked}: {e}"))),
+            };
+            pgwalrus_wal::history::TimelineHistory::parse(wanted.tli(), &content).map_err(|e| {
+                abort(format!(
+                    "{asked} in the archive {url} is damaged: it does not parse as a timeline history: {e}"
+                ))
+            })?;
+            write_whole(fs, &asked, &content, target)?;
+            info!(
+                "restored {asked} from {url} (timeline history, {} bytes) into \"{}\"",
+                content.len(),
+                target.display()
+            );
+            Ok(())
+        }
+        Request::BackupHistory(wanted) => Err(not_found(format!(
+            "{wanted} is not in the archive {url} (backup history files are not shipped)"
+        ))),
     }
 }
 

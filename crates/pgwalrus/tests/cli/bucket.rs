@@ -184,3 +184,110 @@ fn receive_never_overwrites_a_key_holding_other_wal() {
         "our copy is the local segment"
     );
 }
+
+/// A server recovering `base` with `pgwalrus restore` reading the bucket (AWS settings in
+/// the command's environment), through `cache`, plus `settings`.
+fn recover_from_bucket(
+    f: &Fixture,
+    s3: &S3Server,
+    prefix: &str,
+    base: &Path,
+    cache: &Path,
+    settings: &[(&str, &str)],
+) -> pgwalrus_testkit::Cluster {
+    std::fs::create_dir_all(cache).unwrap();
+    pgwalrus_testkit::give_to_server_user(cache);
+    let env: Vec<String> = s3.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let command = format!(
+        "{} {} restore %f %p -D {} --archive {} --prefetch 4",
+        env.join(" "),
+        env!("CARGO_BIN_EXE_pgwalrus"),
+        cache.display(),
+        s3.url(prefix)
+    );
+    let mut builder = pgwalrus_testkit::Cluster::builder(f.c.pg())
+        .from_data_dir(base)
+        .setting("restore_command", command);
+    for (name, value) in settings {
+        builder = builder.setting(name, value);
+    }
+    builder.start()
+}
+
+#[test]
+fn pitr_from_the_bucket_alone_matches_the_primary_at_the_target() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    f.c.psql("SELECT 1 FROM pg_create_physical_replication_slot('walrus_s3', true)");
+    let args = ["-S", "walrus_s3", "-Z", "lz4"];
+    let r = receive_to(&f, &s3, "pitr", &args);
+    f.wait_streaming("pgwalrus", &r);
+    pgbench(&f.c, &["-i", "-s", "1", "-q"]);
+    f.c.psql(
+        "CREATE TABLE marks (id int PRIMARY KEY, note text);\n\
+         INSERT INTO marks SELECT g, 'before the backup' FROM generate_series(1, 1000) g;",
+    );
+    // A base backup: a copy of the cleanly stopped primary.
+    let mut r = r;
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    f.c.stop();
+    let base = f.c.root_dir().join("base");
+    crate::support::copy_tree(f.c.data_dir(), &base);
+    f.c.start();
+    crate::support::touch_for_server(&base.join("recovery.signal"));
+    let mut r = receive_to(&f, &s3, "pitr", &args);
+    f.wait_streaming("pgwalrus", &r);
+
+    pgbench(&f.c, &["-n", "-T", "2", "-c", "2", "-j", "2"]);
+    f.c.psql(
+        "UPDATE marks SET note = 'updated after the backup' WHERE id % 3 = 0;\n\
+         DELETE FROM marks WHERE id % 7 = 0;",
+    );
+    let target = f.current_lsn();
+    let at_target = f.c.psql(crate::restore::CHECKSUMS);
+    f.c.psql("INSERT INTO marks SELECT g, 'after the target' FROM generate_series(1001, 2000) g;");
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "pitr", &f).join("wal");
+    assert!(
+        wait_until(PATIENCE, || wal.join(&last).is_file()),
+        "{last} never reached the bucket\n{}",
+        r.stderr()
+    );
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    // The archive host is lost: only the bucket remains.
+    std::fs::remove_dir_all(&f.archive).unwrap();
+
+    let target_text = target.to_string();
+    let cache = f.c.root_dir().join("restore-cache");
+    let c = recover_from_bucket(
+        &f,
+        &s3,
+        "pitr",
+        &base,
+        &cache,
+        &[
+            ("recovery_target_lsn", target_text.as_str()),
+            ("recovery_target_action", "promote"),
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || c
+            .try_psql("SELECT pg_is_in_recovery()")
+            .is_ok_and(|v| v == "f")),
+        "recovery did not end\n{}",
+        c.log()
+    );
+    assert_eq!(
+        c.psql(crate::restore::CHECKSUMS),
+        at_target,
+        "tables at {target}"
+    );
+    let log = c.log();
+    assert!(
+        log.contains("recovery stopping") && log.contains("WAL checked"),
+        "{log}"
+    );
+}

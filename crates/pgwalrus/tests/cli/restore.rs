@@ -32,7 +32,7 @@ const SLOT: &str = "walrus_restore";
 const RECOVERY: Duration = Duration::from_secs(60);
 
 /// The checksum of every table the tests write, as one line.
-const CHECKSUMS: &str = "SELECT string_agg(name || '=' || sum, ' ' ORDER BY name) FROM (\
+pub(crate) const CHECKSUMS: &str = "SELECT string_agg(name || '=' || sum, ' ' ORDER BY name) FROM (\
      SELECT 'accounts' AS name, md5(string_agg(a::text, ',' ORDER BY a.aid)) AS sum FROM pgbench_accounts a \
      UNION ALL SELECT 'branches', md5(string_agg(b::text, ',' ORDER BY b.bid)) FROM pgbench_branches b \
      UNION ALL SELECT 'tellers', md5(string_agg(t::text, ',' ORDER BY t.tid)) FROM pgbench_tellers t \
