@@ -5,6 +5,7 @@
 //! PREFIX/SYSID/archive.json                      the archive's identity (create-only)
 //! PREFIX/SYSID/wal/000000010000000000000007      a complete segment, as stored (maybe compressed)
 //! PREFIX/SYSID/history/00000002.history          a timeline history file
+//! PREFIX/SYSID/partial/0000…08/00000000-0001A000  a chunk of the open segment: bytes [start, end)
 //! PREFIX/SYSID/conflicts/wal/0000…07.<nanos>      our bytes, kept aside when the key held others
 //! PREFIX/.pgwalrus-probe/<pid>-<nanos>           the create-only probe, removed after
 //! ```
@@ -60,6 +61,31 @@ impl Layout {
         ))
     }
 
+    /// A chunk of the open segment `name`: its bytes from offset `start` to `end`.
+    pub fn chunk(&self, name: SegmentName, start: u64, end: u64) -> Path {
+        self.key(&format!("partial/{}/{start:08X}-{end:08X}", name.plain()))
+    }
+
+    /// Where the chunks of segment `name` are.
+    pub fn chunks(&self, name: SegmentName) -> Path {
+        self.key(&format!("partial/{}", name.plain()))
+    }
+
+    /// Where the complete segments are.
+    pub fn wal_dir(&self) -> Path {
+        self.key("wal")
+    }
+
+    /// Where the chunks of all open segments are.
+    pub fn partial_dir(&self) -> Path {
+        self.key("partial")
+    }
+
+    /// Where the history files are.
+    pub fn history_dir(&self) -> Path {
+        self.key("history")
+    }
+
     /// A timeline's history file.
     pub fn history(&self, tli: TimeLineId) -> Path {
         self.key(&format!("history/{}", HistoryName::new(tli)))
@@ -92,6 +118,18 @@ pub fn probe_key(prefix: &str, unique: &str) -> Path {
         prefix.trim_matches('/'),
         &format!(".pgwalrus-probe/{unique}"),
     ))
+}
+
+/// The byte range of a chunk, from the last part of its key (`0000A000-0001F000`).
+pub fn parse_chunk(part: &str) -> Option<(u64, u64)> {
+    let (start, end) = part.split_once('-')?;
+    let hex = |t: &str| {
+        (t.len() == 8)
+            .then(|| u64::from_str_radix(t, 16).ok())
+            .flatten()
+    };
+    let (start, end) = (hex(start)?, hex(end)?);
+    (start < end).then_some((start, end))
 }
 
 /// Whether a top-level name under the prefix is a cluster's archive (a system identifier).
@@ -170,6 +208,22 @@ mod tests {
             layout.conflict(&key, 99).as_ref(),
             "p/42/conflicts/wal/000000010000000000000007.99"
         );
+    }
+
+    #[test]
+    fn chunk_keys_name_their_byte_range_and_parse_back() {
+        let layout = Layout::new("p", 42);
+        let key = layout.chunk(seg(1, 7).partial(), 0xA000, 0x1F000);
+        assert_eq!(
+            key.as_ref(),
+            "p/42/partial/000000010000000000000007/0000A000-0001F000"
+        );
+        assert_eq!(
+            parse_chunk(key.filename().unwrap()),
+            Some((0xA000, 0x1F000))
+        );
+        assert_eq!(parse_chunk("0001F000-0000A000"), None);
+        assert_eq!(parse_chunk("A000-1F000"), None);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! * [`meta`] — the [`Stamp`] each object carries (WAL SHA-256 and size, compression, LSNs).
 //! * [`store`] — [`Bucket`]: create-only uploads settled by reading back, the create-only
 //!   probe, the other-cluster check, request counters.
-//! * [`ship`] — [`Shipper`]: the stage that uploads completed segments and history files
-//!   from the spool and persists the shipped position.
+//! * [`ship`] — [`Shipper`]: the stage that uploads completed segments, history files and
+//!   chunks of the open segment from the spool, and persists the shipped position.
+//! * [`partial`] — the open segment rebuilt from its chunks; an empty spool prepared from
+//!   the bucket alone.
 //!
 //! The dependency tree keeps one TLS stack and one crypto provider: `object_store`'s S3
 //! client over reqwest on rustls with ring, the provider the PostgreSQL client already uses.
@@ -16,6 +18,7 @@ mod clock;
 pub mod error;
 pub mod layout;
 pub mod meta;
+pub mod partial;
 pub mod settings;
 pub mod ship;
 pub mod store;

@@ -55,6 +55,9 @@ pub struct ShipSettings {
     pub single_writer: bool,
     /// How often the spool is looked at for new files.
     pub poll: Duration,
+    /// Upload the bytes added to the open segment at most this long after they became
+    /// durable (`ship_partial_interval`); `None` ships complete segments only.
+    pub partial_interval: Option<Duration>,
 }
 
 /// What the stage is doing.
@@ -88,6 +91,10 @@ pub struct ShipStatus {
     pub shipped_lsn: Option<Lsn>,
     /// Timeline of the last segment shipped.
     pub shipped_tli: Option<TimeLineId>,
+    /// How far the open segment is in the bucket as chunks: everything before it is there.
+    pub partial_shipped_lsn: Option<Lsn>,
+    /// Chunks of open segments uploaded.
+    pub chunks: u64,
     /// Completed segments in the spool not yet shipped, at the last look.
     pub pending_segments: u64,
     /// When the oldest of them was completed (its file's modification time).
@@ -136,7 +143,27 @@ pub struct Shipped {
     pub history_tli: u32,
     /// The last segment shipped, plain name.
     pub segment: Option<String>,
+    /// The open segment's chunks.
+    #[serde(default)]
+    pub partial: Option<PartialState>,
 }
+
+/// How much of the open segment is in the bucket as chunks. A chunk's key is recorded here
+/// before it is uploaded, so the chunks can be removed once the complete segment is in the
+/// bucket, whatever happened in between.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialState {
+    /// The open segment, plain name.
+    pub segment: String,
+    /// Bytes of it (from its start) in the bucket.
+    pub shipped_to: u64,
+    /// The keys of its chunks.
+    pub chunks: Vec<String>,
+}
+
+/// The durable end of the WAL in the spool (the engine's flush position and its timeline),
+/// asked for when a chunk of the open segment is due.
+pub type DurableEnd = Box<dyn Fn() -> Option<(TimeLineId, Lsn)> + Send + Sync>;
 
 /// One upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,8 +210,10 @@ pub fn plan(inventory: &Inventory, shipped: &Shipped, seg_size: WalSegSize) -> V
 }
 
 /// The shipping stage of one spool.
-#[derive(Debug)]
 pub struct Shipper {
+    durable: Option<DurableEnd>,
+    last_chunk: Option<tokio::time::Instant>,
+    chunks: u64,
     bucket: Bucket,
     layout: Layout,
     cluster: Cluster,
@@ -206,6 +235,9 @@ impl Shipper {
             ..ShipStatus::default()
         });
         Shipper {
+            durable: None,
+            last_chunk: None,
+            chunks: 0,
             bucket,
             layout,
             cluster,
@@ -217,6 +249,12 @@ impl Shipper {
             already_there: 0,
             retries: 0,
         }
+    }
+
+    /// Where the durable WAL in the spool ends, for chunks of the open segment.
+    pub fn with_durable_end(mut self, durable: DurableEnd) -> Self {
+        self.durable = Some(durable);
+        self
     }
 
     /// The status channel.
@@ -305,6 +343,110 @@ impl Shipper {
             self.ship(&inventory, upload).await?;
             self.publish(None);
         }
+        if let Some(interval) = self.settings.partial_interval {
+            let now = tokio::time::Instant::now();
+            if self.last_chunk.is_none_or(|at| now >= at + interval) {
+                self.last_chunk = Some(now);
+                self.ship_chunk(&inventory).await?;
+                self.publish(None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads the durable bytes of the open segment that are not in the bucket yet, as one
+    /// immutable chunk; nothing when no WAL arrived since the last one.
+    async fn ship_chunk(&mut self, inventory: &Inventory) -> Result<()> {
+        let Some((tli, end)) = self.durable.as_ref().and_then(|durable| durable()) else {
+            return Ok(());
+        };
+        let seg_size = self.cluster.seg_size;
+        let open = SegmentName::containing(tli, end, seg_size);
+        let upto = end.0 - open.start_lsn().0;
+        let plain = open.plain().to_string();
+        let (from, mut chunks) = match &self.shipped.partial {
+            Some(p) if p.segment == plain => (p.shipped_to, p.chunks.clone()),
+            _ => (0, Vec::new()),
+        };
+        let already_complete = self.shipped.segment.as_deref().is_some_and(|last| {
+            matches!(FileName::parse(last, seg_size), Ok(FileName::Segment(s))
+                if (s.tli().get(), s.segno().0) >= (open.tli().get(), open.segno().0))
+        });
+        if upto <= from || already_complete {
+            return Ok(());
+        }
+        let Some(local) = inventory
+            .segments
+            .iter()
+            .find(|s| s.is_partial() && s.tli() == tli && s.segno() == open.segno())
+            .copied()
+        else {
+            return Ok(());
+        };
+        let fs = self.fs;
+        let dir = self.settings.spool.clone();
+        let content = tokio::task::spawn_blocking(move || {
+            pgwalrus_archive::reader::read_file(&fs, &dir, &FileName::Segment(local))
+        })
+        .await
+        .map_err(|e| Error::LocalFile {
+            path: inventory.path(local),
+            error: std::io::Error::other(e),
+        })??;
+        let upto = upto.min(content.len() as u64);
+        if upto <= from {
+            return Ok(());
+        }
+        let body = Bytes::copy_from_slice(
+            content
+                .get(
+                    usize::try_from(from).unwrap_or(usize::MAX)
+                        ..usize::try_from(upto).unwrap_or(usize::MAX),
+                )
+                .unwrap_or_default(),
+        );
+        let key = self.layout.chunk(open, from, upto);
+        // Recorded before the upload: a crash after it still knows the chunk to remove.
+        chunks.push(key.to_string());
+        self.shipped.partial = Some(PartialState {
+            segment: plain.clone(),
+            shipped_to: from,
+            chunks: chunks.clone(),
+        });
+        self.save_state()?;
+        let start = open.start_lsn();
+        let stamp = Stamp::of(&body, None)
+            .map_err(|why| Error::Damaged {
+                key: key.to_string(),
+                why,
+            })?
+            .with_range(Lsn(start.0 + from), Lsn(start.0 + upto));
+        self.bucket.create(&self.layout, &key, body, &stamp).await?;
+        self.chunks += 1;
+        self.shipped.partial = Some(PartialState {
+            segment: plain,
+            shipped_to: upto,
+            chunks,
+        });
+        self.save_state()
+    }
+
+    /// Removes the chunks of `segment` once it is in the bucket complete.
+    async fn drop_chunks(&mut self, segment: SegmentName) -> Result<()> {
+        let plain = segment.plain().to_string();
+        let Some(partial) = self.shipped.partial.take_if(|p| p.segment == plain) else {
+            return Ok(());
+        };
+        let keys: Vec<object_store::path::Path> = partial
+            .chunks
+            .iter()
+            .map(|k| object_store::path::Path::from(k.as_str()))
+            .collect();
+        if let Err(e) = self.bucket.delete(&keys).await {
+            // Put the record back: the next completion or start removes them.
+            self.shipped.partial = Some(partial);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -324,7 +466,19 @@ impl Shipper {
             Upload::History(h) => {
                 self.shipped.history_tli = self.shipped.history_tli.max(h.tli().get())
             }
-            Upload::Segment(s) => self.shipped.segment = Some(s.plain().to_string()),
+            Upload::Segment(s) => {
+                self.shipped.segment = Some(s.plain().to_string());
+                self.save_state()?;
+                // Chunks of a segment that is now in the bucket complete are only cost; a
+                // failure to remove them keeps their record for the next try.
+                if let Err(e) = self.drop_chunks(s).await {
+                    warn!(
+                        "could not remove the chunks of {}: {}",
+                        s.plain(),
+                        error_chain(&e)
+                    );
+                }
+            }
         }
         self.save_state()?;
         Ok(())
@@ -423,6 +577,7 @@ impl Shipper {
                     system_identifier: self.cluster.system_id,
                     history_tli: 1,
                     segment: None,
+                    partial: None,
                 });
             }
             Err(error) => return Err(Error::LocalFile { path, error }),
@@ -493,6 +648,14 @@ impl Shipper {
                 s.pending_segments = count;
                 s.oldest_pending_since = oldest;
             }
+            s.partial_shipped_lsn =
+                self.shipped.partial.as_ref().and_then(|p| {
+                    match FileName::parse(&p.segment, seg_size) {
+                        Ok(FileName::Segment(open)) => Some(Lsn(open.start_lsn().0 + p.shipped_to)),
+                        _ => None,
+                    }
+                });
+            s.chunks = self.chunks;
             s.uploads = self.uploads;
             s.already_there = self.already_there;
             s.retries = self.retries;
@@ -581,6 +744,7 @@ mod tests {
             system_identifier: 1,
             history_tli: 1,
             segment: None,
+            partial: None,
         };
         assert_eq!(
             shown(&plan(&inv, &shipped, WalSegSize::DEFAULT)),
@@ -604,6 +768,7 @@ mod tests {
             system_identifier: 1,
             history_tli: 2,
             segment: Some("000000010000000000000003".into()),
+            partial: None,
         };
         assert_eq!(
             shown(&plan(&inv, &shipped, WalSegSize::DEFAULT)),

@@ -360,9 +360,42 @@ impl Bucket {
         Ok(Some((body, stamp)))
     }
 
-    /// The store itself, for listing and deleting.
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+    /// What is directly under `prefix`: the keys of its objects and the names of its
+    /// sub-prefixes, each sorted (one LIST; the store pages through it).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn list(&self, prefix: &Path) -> Result<(Vec<Path>, Vec<String>)> {
+        Counters::add(&self.counters.lists, 1);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map_err(|error| store_error("LIST", prefix, error))?;
+        let mut objects: Vec<Path> = listing.objects.into_iter().map(|o| o.location).collect();
+        objects.sort();
+        let mut dirs: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        dirs.sort();
+        Ok((objects, dirs))
+    }
+
+    /// Deletes `keys`; a key already gone is not an error.
+    ///
+    /// # Errors
+    /// [`Error::Store`] for the first that fails.
+    pub async fn delete(&self, keys: &[Path]) -> Result<()> {
+        for key in keys {
+            Counters::add(&self.counters.deletes, 1);
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(store_error("DELETE", key, error)),
+            }
+        }
+        Ok(())
     }
 }
 

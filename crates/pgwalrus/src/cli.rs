@@ -325,6 +325,16 @@ pub struct ReceiveArgs {
         value_parser = parse_compression
     )]
     pub compress: Option<CompressionSpec>,
+    /// With --archive: while a segment fills, upload the bytes added to it as a chunk every
+    /// SECS seconds in which WAL arrived, which bounds what losing this host can lose (0 =
+    /// complete segments only).
+    #[arg(
+        long = "ship-partial-interval",
+        value_name = "SECS",
+        default_value_t = 10,
+        requires = "archive"
+    )]
+    pub ship_partial_interval: u64,
     /// Object storage.
     #[command(flatten)]
     pub bucket: BucketArgs,

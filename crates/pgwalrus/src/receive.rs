@@ -96,6 +96,8 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
                 },
                 single_writer: args.bucket.single_writer,
                 poll: SHIP_POLL,
+                partial_interval: (args.ship_partial_interval > 0)
+                    .then(|| Duration::from_secs(args.ship_partial_interval)),
             },
         )
     });
@@ -142,6 +144,40 @@ pub(crate) fn open_bucket(args: &crate::cli::BucketArgs, url: &str) -> Result<Bu
     Bucket::open(&resolved).map_err(config)
 }
 
+/// A spool with no WAL in it (a new machine, or the old one's disk lost) is prepared from
+/// the bucket, so the engine resumes where the WAL in the bucket ends instead of at the
+/// server's current position.
+async fn resume_from_bucket(bucket: &Bucket, settings: &ShipSettings) -> Result<(), Failure> {
+    let inventory = pgwalrus_archive::Inventory::list(
+        &pgwalrus_archive::StdFs::new(),
+        &settings.spool,
+        pgwalrus_wal::WalSegSize::MIN,
+    )
+    .map_err(|e| Failure::new(Exit::Io, e))?;
+    if !inventory.segments.is_empty() {
+        return Ok(());
+    }
+    match pgwalrus_bucket::partial::hydrate(bucket, &settings.spool, settings.durability).await {
+        Ok(Some(h)) => {
+            match h.partial_bytes {
+                Some(bytes) => info!(
+                    "the spool was empty: resuming from {} in {} ({bytes} bytes of it were in the bucket as chunks)",
+                    h.newest,
+                    bucket.url()
+                ),
+                None => info!(
+                    "the spool was empty: resuming after {}, the newest segment in {}",
+                    h.newest,
+                    bucket.url()
+                ),
+            }
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(ship_failure(e)),
+    }
+}
+
 /// The exit code of a shipping failure.
 fn ship_failure(e: pgwalrus_bucket::Error) -> Failure {
     // Another cluster's prefix, or a key holding other WAL: an archive mismatch, as for a
@@ -156,6 +192,9 @@ fn ship_failure(e: pgwalrus_bucket::Error) -> Failure {
             | pgwalrus_bucket::Error::LocalFile { .. }
     ) {
         Exit::Io
+    } else if matches!(e, pgwalrus_bucket::Error::Store { .. }) && !e.is_permanent() {
+        // The store did not answer: trying again later may work.
+        Exit::Connection
     } else {
         Exit::Config
     };
@@ -186,7 +225,12 @@ async fn ship(
             _ = stopping.wait_for(|s| *s) => return Ok(()),
         }
     };
-    let mut shipper = Shipper::new(bucket, cluster, settings);
+    let durable = engine.clone();
+    let mut shipper =
+        Shipper::new(bucket, cluster, settings).with_durable_end(Box::new(move || {
+            let s = durable.borrow();
+            s.received_tli.map(|tli| (tli, s.flushed_lsn))
+        }));
     // The bucket may be out of reach for a while: WAL keeps going into the spool, and the
     // stage starts once it can (1 s doubling to 30 s). A refusal (another cluster, a store
     // that ignores create-only writes, denied access) ends the run.
@@ -226,6 +270,9 @@ async fn receive(
             anyhow::Error::new(e).context("could not install signal handlers"),
         )
     })?;
+    if let Some((bucket, ship_settings)) = &shipping {
+        resume_from_bucket(bucket, ship_settings).await?;
+    }
     let (trigger, shutdown) = Shutdown::new();
     let engine =
         pgwalrus_receiver::spawn("pgwalrus-receive", settings, source, shutdown).map_err(|e| {

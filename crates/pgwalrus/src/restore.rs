@@ -129,17 +129,23 @@ fn restore_remote(
                 find::first_existing(fs, dir, find::complete_forms(wanted).map(FileName::Segment))
                     .ok()
                     .flatten();
-            let name = match cached {
-                Some(name) => name,
-                None => match remote.segment(wanted) {
-                    Ok(bucket::Fetched::Cached(name)) => name,
-                    Ok(bucket::Fetched::Missing(why)) => return Err(not_found(why)),
-                    Err(e) => return Err(abort(format!("cannot restore {wanted}: {e}"))),
-                },
+            let fetched = match cached {
+                Some(name) => Ok(bucket::Fetched::Cached(name)),
+                None => remote.segment(wanted),
+            };
+            // The end of the archive: the open segment, rebuilt from its chunks.
+            let fetched = match fetched {
+                Ok(bucket::Fetched::Missing(_)) if args.partial => remote.partial(wanted),
+                other => other,
+            };
+            let name = match fetched {
+                Ok(bucket::Fetched::Cached(name)) => name,
+                Ok(bucket::Fetched::Missing(why)) => return Err(not_found(why)),
+                Err(e) => return Err(abort(format!("cannot restore {wanted}: {e}"))),
             };
             let local = RestoreArgs {
                 prefetch: 0,
-                partial: false,
+                partial: name.is_partial(),
                 ..args.clone()
             };
             restore_segment(fs, dir, wanted, target, &local)?;

@@ -171,6 +171,7 @@ fn the_shipper_uploads_completed_segments_and_histories_and_persists_its_positio
         durability: Durability::Fsync,
         single_writer: false,
         poll: Duration::from_millis(100),
+        partial_interval: None,
     };
     let rt = runtime();
     let mut shipper = Shipper::new(bucket(&server, "a"), cluster, settings.clone());
@@ -210,4 +211,95 @@ fn the_shipper_uploads_completed_segments_and_histories_and_persists_its_positio
     });
     let s = status.borrow().clone();
     assert_eq!((s.uploads, s.already_there, s.conflicts), (0, 3, 0));
+}
+
+#[test]
+fn the_open_segment_goes_up_in_chunks_comes_back_whole_and_its_chunks_go_when_it_completes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let server = S3Server::start("walrus");
+    let spool = TempDir::new("spool");
+    let seg_len = WalSegSize::DEFAULT.bytes() as usize;
+    let mut content: Vec<u8> = (0..seg_len).map(|i| (i % 251) as u8).collect();
+    content[40_000..].fill(0);
+    let open = segment(1);
+    std::fs::write(spool.path().join(open.partial().to_string()), &content).unwrap();
+    let cluster = Cluster {
+        system_id: 77,
+        seg_size: WalSegSize::DEFAULT,
+    };
+    let settings = ShipSettings {
+        spool: spool.path().to_path_buf(),
+        durability: Durability::Fsync,
+        single_writer: false,
+        poll: Duration::from_millis(10),
+        partial_interval: Some(Duration::ZERO),
+    };
+    let durable = Arc::new(AtomicU64::new(open.start_lsn().0 + 10_000));
+    let seen = Arc::clone(&durable);
+    let mut shipper = Shipper::new(bucket(&server, "c"), cluster, settings).with_durable_end(
+        Box::new(move || {
+            Some((
+                TimeLineId::new(1).unwrap(),
+                pgwalrus_wal::Lsn(seen.load(Ordering::Relaxed)),
+            ))
+        }),
+    );
+    let status = shipper.status();
+    let rt = runtime();
+    let once = |shipper: &mut Shipper| {
+        let (_tx, stop) = tokio::sync::watch::channel(true);
+        rt.block_on(shipper.run(stop)).unwrap();
+    };
+    rt.block_on(shipper.prepare()).unwrap();
+    once(&mut shipper);
+    durable.store(open.start_lsn().0 + 40_000, Ordering::Relaxed);
+    once(&mut shipper);
+    once(&mut shipper); // nothing new: no third chunk
+    assert_eq!(status.borrow().chunks, 2);
+    assert_eq!(
+        status.borrow().partial_shipped_lsn,
+        Some(pgwalrus_wal::Lsn(open.start_lsn().0 + 40_000))
+    );
+
+    let layout = Layout::new("c", 77);
+    let b = bucket(&server, "c");
+    let assembled = rt
+        .block_on(pgwalrus_bucket::partial::assemble(&b, &layout, open))
+        .unwrap()
+        .unwrap();
+    assert_eq!(assembled.bytes, content[..40_000]);
+    assert_eq!(assembled.keys.len(), 2);
+
+    // A new machine with an empty spool: the open segment comes back as a .partial.
+    let fresh = TempDir::new("fresh");
+    let hydrated = rt
+        .block_on(pgwalrus_bucket::partial::hydrate(
+            &b,
+            fresh.path(),
+            Durability::Fsync,
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(hydrated.partial_bytes, Some(40_000));
+    let back = std::fs::read(fresh.path().join(open.partial().to_string())).unwrap();
+    assert_eq!(back, content, "rebuilt and zero-padded to a segment");
+
+    // The segment completes: it goes up whole and its chunks are removed.
+    std::fs::remove_file(spool.path().join(open.partial().to_string())).unwrap();
+    std::fs::write(spool.path().join(open.to_string()), &content).unwrap();
+    once(&mut shipper);
+    let chunk_dir = server
+        .bucket_dir()
+        .join("c/77/partial")
+        .join(open.to_string());
+    let left = std::fs::read_dir(&chunk_dir)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "chunks left in {}", chunk_dir.display());
+    assert_eq!(
+        std::fs::read(server.bucket_dir().join("c/77/wal").join(open.to_string())).unwrap(),
+        content
+    );
 }

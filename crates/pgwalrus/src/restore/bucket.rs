@@ -116,6 +116,37 @@ impl Remote {
             .block_on(self.source.clone().fetch_segment(wanted))
     }
 
+    /// Rebuilds the open segment `wanted` from its chunks into the cache as
+    /// `NAME.partial`, when the bucket has chunks of it and not the complete segment.
+    ///
+    /// # Errors
+    /// A message for a failure that must stop recovery.
+    pub(crate) fn partial(&self, wanted: SegmentName) -> Result<Fetched, String> {
+        let Source {
+            bucket,
+            layout,
+            cache,
+        } = &self.source;
+        let assembled = self
+            .runtime
+            .block_on(pgwalrus_bucket::partial::assemble(bucket, layout, wanted))
+            .map_err(|e| pgwalrus_bucket::ship::error_chain(&e))?;
+        let Some(assembled) = assembled.filter(|a| !a.bytes.is_empty()) else {
+            return Ok(Fetched::Missing(format!(
+                "{wanted} is not in the archive {}, complete or as chunks",
+                bucket.url()
+            )));
+        };
+        let name = FileName::Segment(wanted.plain().partial());
+        write_file(
+            &StdFs::new(),
+            &cache.join(name.to_string()),
+            &assembled.bytes,
+        )
+        .map_err(|e| format!("could not write {name} into the cache: {e}"))?;
+        Ok(Fetched::Cached(name))
+    }
+
     /// Downloads up to `depth` segments after `served` (at the cluster's real segment size,
     /// read from the served segment), concurrently, into the cache; what is missing or
     /// fails is left for the restore that asks for it.

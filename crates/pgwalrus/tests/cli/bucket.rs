@@ -153,14 +153,24 @@ fn receive_refuses_another_clusters_bucket_prefix_and_writes_nothing_there() {
 fn receive_never_overwrites_a_key_holding_other_wal() {
     let f = Fixture::small();
     let s3 = S3Server::start("walrus");
-    // The segment the receiver will complete first holds something else in the bucket.
-    let start = f.current_lsn();
-    let first = segment_name(1, start.0 / f.seg_size, f.seg_size);
+    // The segment the receiver fills first holds something else in the bucket.
+    let mut r = receive_to(&f, &s3, "db", &[]);
+    assert!(
+        wait_until(PATIENCE, || names(&f.archive)
+            .iter()
+            .any(|n| n.ends_with(".partial"))),
+        "{}",
+        r.stderr()
+    );
+    let partial = names(&f.archive)
+        .into_iter()
+        .find(|n| n.ends_with(".partial"))
+        .unwrap();
+    let first = partial.trim_end_matches(".partial").to_owned();
     let wal = root(&s3, "db", &f).join("wal");
     std::fs::create_dir_all(&wal).unwrap();
     let theirs = vec![0xAB; usize::try_from(f.seg_size).unwrap()];
     std::fs::write(wal.join(&first), &theirs).unwrap();
-    let mut r = receive_to(&f, &s3, "db", &[]);
     f.load(200);
     f.switch();
     r.expect_exit(3, Duration::from_secs(60));
@@ -193,13 +203,14 @@ fn recover_from_bucket(
     prefix: &str,
     base: &Path,
     cache: &Path,
+    extra: &str,
     settings: &[(&str, &str)],
 ) -> pgwalrus_testkit::Cluster {
     std::fs::create_dir_all(cache).unwrap();
     pgwalrus_testkit::give_to_server_user(cache);
     let env: Vec<String> = s3.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
     let command = format!(
-        "{} {} restore %f %p -D {} --archive {} --prefetch 4",
+        "{} {} restore %f %p -D {} --archive {} --prefetch 4 {extra}",
         env.join(" "),
         env!("CARGO_BIN_EXE_pgwalrus"),
         cache.display(),
@@ -268,6 +279,7 @@ fn pitr_from_the_bucket_alone_matches_the_primary_at_the_target() {
         "pitr",
         &base,
         &cache,
+        "",
         &[
             ("recovery_target_lsn", target_text.as_str()),
             ("recovery_target_action", "promote"),
@@ -289,5 +301,108 @@ fn pitr_from_the_bucket_alone_matches_the_primary_at_the_target() {
     assert!(
         log.contains("recovery stopping") && log.contains("WAL checked"),
         "{log}"
+    );
+}
+
+/// A base backup of `f`'s primary: a copy of it cleanly stopped, marked for recovery. The
+/// receiver `r` is stopped around it and a new one (same arguments) returned.
+fn base_backup(
+    f: &Fixture,
+    s3: &S3Server,
+    prefix: &str,
+    args: &[&str],
+    mut r: Background,
+) -> (PathBuf, Background) {
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    f.c.stop();
+    let base = f.c.root_dir().join("base");
+    crate::support::copy_tree(f.c.data_dir(), &base);
+    f.c.start();
+    crate::support::touch_for_server(&base.join("recovery.signal"));
+    let r = receive_to(f, s3, prefix, args);
+    f.wait_streaming("pgwalrus", &r);
+    (base, r)
+}
+
+#[test]
+fn losing_the_archive_host_loses_at_most_the_partial_interval_and_a_new_receiver_resumes_from_the_bucket()
+ {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    f.c.psql("SELECT 1 FROM pg_create_physical_replication_slot('walrus_s3', true)");
+    let args = ["-S", "walrus_s3", "--ship-partial-interval", "1"];
+    let r = receive_to(&f, &s3, "lost", &args);
+    f.wait_streaming("pgwalrus", &r);
+    f.c.psql(
+        "CREATE TABLE marks (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())",
+    );
+    let (base, mut r) = base_backup(&f, &s3, "lost", &args, r);
+    // Commits every 100 ms for 4 s, each in a segment that stays open (no switch).
+    for _ in 0..40 {
+        f.c.psql("INSERT INTO marks DEFAULT VALUES");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The host is lost: the receiver dies, its spool with it.
+    let lost_at = f.c.psql("SELECT extract(epoch FROM clock_timestamp())");
+    r.kill9();
+    std::fs::remove_dir_all(&f.archive).unwrap();
+    std::fs::create_dir_all(&f.archive).unwrap();
+    let open = segment_name(1, f.segno_before(f.current_lsn()), f.seg_size);
+    let chunks = root(&s3, "lost", &f).join("partial").join(&open);
+    assert!(
+        !names(&chunks).is_empty(),
+        "no chunks of {open}:\n{}",
+        r.stderr()
+    );
+
+    // Recovery from the bucket alone, to its end (the open segment rebuilt from chunks).
+    let cache = f.c.root_dir().join("restore-cache");
+    let c = recover_from_bucket(&f, &s3, "lost", &base, &cache, "--partial", &[]);
+    assert!(
+        wait_until(Duration::from_secs(60), || c
+            .try_psql("SELECT pg_is_in_recovery()")
+            .is_ok_and(|v| v == "f")),
+        "recovery did not end\n{}",
+        c.log()
+    );
+    let last_commit = c.psql("SELECT extract(epoch FROM max(at)) FROM marks");
+    let (lost_at, last_commit): (f64, f64) =
+        (lost_at.parse().unwrap(), last_commit.parse().unwrap());
+    assert!(
+        lost_at - last_commit <= 1.0 + 2.0,
+        "the bucket held commits only up to {:.1} s before the host was lost\n{}",
+        lost_at - last_commit,
+        c.log()
+    );
+    drop(c);
+
+    // A new receiver with an empty spool resumes where the bucket ends, with no gap.
+    let mut r2 = receive_to(&f, &s3, "lost", &args);
+    assert!(
+        wait_until(PATIENCE, || r2.stderr().contains("resuming from")),
+        "{}",
+        r2.stderr()
+    );
+    f.load(100);
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "lost", &f).join("wal");
+    assert!(
+        wait_until(PATIENCE, || wal.join(&last).is_file()),
+        "{last} never reached the bucket\n{}",
+        r2.stderr()
+    );
+    r2.signal("TERM");
+    r2.expect_exit(0, PATIENCE);
+    let object = std::fs::read(wal.join(&open)).expect("the segment open at the loss, complete");
+    assert!(
+        Some(wal_of(&object)) == f.server_segment(&open),
+        "{open} in the bucket differs from pg_wal"
+    );
+    assert!(
+        wait_until(PATIENCE, || names(&chunks).is_empty()),
+        "the chunks of {open} are removed once it is complete: {:?}",
+        names(&chunks)
     );
 }
