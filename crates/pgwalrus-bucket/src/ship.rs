@@ -251,6 +251,15 @@ impl Shipper {
         }
     }
 
+    /// Publishes the status on `status` (a channel the caller made before the stage could
+    /// be created) instead of a channel of its own.
+    pub fn with_status(mut self, status: watch::Sender<ShipStatus>) -> Self {
+        let url = self.bucket.url().to_string();
+        status.send_modify(|s| s.url = url);
+        self.status = status;
+        self
+    }
+
     /// Where the durable WAL in the spool ends, for chunks of the open segment.
     pub fn with_durable_end(mut self, durable: DurableEnd) -> Self {
         self.durable = Some(durable);

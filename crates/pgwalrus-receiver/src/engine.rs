@@ -218,6 +218,23 @@ pub fn spawn_on<F: EngineFs, S: ConnectionSource>(
     shutdown: Shutdown,
 ) -> std::io::Result<Engine> {
     let (status_tx, status_rx) = status::channel();
+    spawn_with_status(name, fs, settings, source, shutdown, (status_tx, status_rx))
+}
+
+/// [`spawn_on`] publishing on a status channel the caller made beforehand (from
+/// [`status::channel`]), for a caller that shows the status before the engine can start —
+/// while it prepares the archive directory, say.
+///
+/// # Errors
+/// The thread or its runtime could not be created.
+pub fn spawn_with_status<F: EngineFs, S: ConnectionSource>(
+    name: &str,
+    fs: F,
+    settings: ReceiveSettings,
+    source: S,
+    shutdown: Shutdown,
+    (status_tx, status_rx): (StatusSender, StatusReceiver),
+) -> std::io::Result<Engine> {
     let (done_tx, done_rx) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

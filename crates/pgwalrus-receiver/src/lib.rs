@@ -60,7 +60,7 @@ pub mod timelines;
 mod verify;
 pub mod writer;
 
-pub use engine::{Engine, EngineFs, run, run_on, spawn, spawn_on};
+pub use engine::{Engine, EngineFs, run, run_on, spawn, spawn_on, spawn_with_status};
 pub use error::{Error, StopKind, StopReason, Stopped};
 pub use settings::ReceiveSettings;
 pub use shutdown::{Shutdown, ShutdownTrigger};

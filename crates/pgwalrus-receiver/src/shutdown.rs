@@ -2,11 +2,14 @@
 //! [`Shutdown`]. The engine never installs signal handlers; the binary turns SIGINT/SIGTERM
 //! into a trigger, a daemon fires one on reload or stop. Once triggered it stays triggered.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
-/// Fires the shutdown of every [`Shutdown`] made with it.
-#[derive(Debug)]
-pub struct ShutdownTrigger(watch::Sender<bool>);
+/// Fires the shutdown of every [`Shutdown`] made with it. Clones fire the same shutdown (a
+/// caller that runs the engine beside another stage lets that stage stop it too).
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger(Arc<watch::Sender<bool>>);
 
 /// What an engine waits on to stop cleanly (fsync what was received, report it, CopyDone).
 #[derive(Debug, Clone)]
@@ -28,7 +31,7 @@ impl Shutdown {
     /// A trigger and the shutdown it fires.
     pub fn new() -> (ShutdownTrigger, Shutdown) {
         let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger(tx), Shutdown(rx))
+        (ShutdownTrigger(Arc::new(tx)), Shutdown(rx))
     }
 
     /// A shutdown that never fires (runs until an end position or an error).

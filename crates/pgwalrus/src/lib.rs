@@ -22,6 +22,7 @@
 //! - [`verify`]: `pgwalrus verify`, the archive checker.
 //! - [`walk`]: the archive walk along a timeline's history that `verify` and `dump` share.
 
+pub mod archiver;
 pub mod check;
 pub mod cli;
 pub mod clock;

@@ -65,13 +65,36 @@ pub fn run(args: &PruneArgs) -> Outcome {
 /// # Errors
 /// Reading the directory or a file's metadata, or removing a file.
 pub fn prune(dir: &Path, keep: Keep, dry_run: bool) -> anyhow::Result<Plan> {
+    prune_shipped(dir, keep, dry_run, None)
+}
+
+/// [`prune`] of a spool whose segments go to object storage: only segments up to `shipped`
+/// (the last one the bucket holds, plain name) are candidates, so nothing leaves the spool
+/// before it is in the bucket. `None` prunes the whole archive.
+///
+/// # Errors
+/// Listing the spool, reading its files' metadata, removing files.
+pub fn prune_shipped(
+    dir: &Path,
+    keep: Keep,
+    dry_run: bool,
+    shipped: Option<&str>,
+) -> anyhow::Result<Plan> {
     let fs = StdFs::new();
     let Some(seg_size) = plan::detect_seg_size(&fs, dir)? else {
         return Ok(Plan::default());
     };
+    let upto = match shipped.map(|name| pgwalrus_wal::names::FileName::parse(name, seg_size)) {
+        None => None,
+        Some(Ok(pgwalrus_wal::names::FileName::Segment(s))) => Some((s.tli(), s.segno())),
+        Some(_) => return Ok(Plan::default()),
+    };
     let inventory = Inventory::list(&fs, dir, seg_size)?;
     let mut candidates = Vec::new();
     for &name in &inventory.segments {
+        if upto.is_some_and(|(tli, segno)| (name.segno(), name.tli()) > (segno, tli)) {
+            continue;
+        }
         let meta = std::fs::metadata(inventory.path(name))?;
         candidates.push(Candidate {
             name,

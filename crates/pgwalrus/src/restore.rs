@@ -119,8 +119,14 @@ fn restore_remote(
     target: &Path,
     args: &RestoreArgs,
 ) -> Outcome {
-    let bucket = crate::receive::open_bucket(&args.bucket, url)
+    let bucket = crate::receive::bucket_settings(&args.bucket, url)
         .map_err(|e| abort(format!("cannot restore from {url}: {:#}", e.error)))?;
+    let bucket = crate::archiver::open_bucket(&bucket).map_err(|e| {
+        abort(format!(
+            "cannot restore from {url}: {}",
+            pgwalrus_bucket::ship::error_chain(&e)
+        ))
+    })?;
     let remote = bucket::Remote::open(bucket, args.system_identifier, dir)
         .map_err(|e| abort(format!("cannot restore from {url}: {e}")))?;
     match request {

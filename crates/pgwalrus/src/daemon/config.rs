@@ -37,6 +37,13 @@ struct ServerKeys {
     min_free_space: Option<toml::Value>,
     keep_time: Option<String>,
     keep_size: Option<String>,
+    spool: Option<PathBuf>,
+    ship_partial_interval: Option<u64>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_profile: Option<String>,
+    s3_addressing_style: Option<String>,
+    s3_single_writer: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +92,8 @@ pub struct ServerConfig {
     pub conn: Config,
     /// Retention of its archive (nothing is removed without a rule).
     pub keep: pgwalrus_archive::retention::Keep,
+    /// With `archive = "s3://…"`: where to ship (the engine's directory is then `spool`).
+    pub ship: Option<crate::archiver::ShipConfig>,
 }
 
 /// A configuration that cannot be used: where and why.
@@ -211,6 +220,64 @@ fn resolve(defaults: &ServerKeys, keys: &ServerKeys) -> Result<ServerConfig, Str
         .clone()
         .or_else(|| defaults.archive.as_ref().map(|d| d.join(&name)))
         .ok_or_else(|| format!("{}: missing", within("archive")))?;
+    // `archive` is a directory, or an object-storage URL with a local `spool`.
+    let (archive, ship) = match archive.to_str().filter(|a| a.starts_with("s3://")) {
+        None => (archive, None),
+        Some(url) => {
+            let url = pgwalrus_bucket::BucketUrl::parse(url)
+                .map_err(|e| format!("{}: {e}", within("archive")))?;
+            let spool = keys
+                .spool
+                .clone()
+                .or_else(|| defaults.spool.as_ref().map(|d| d.join(&name)))
+                .ok_or_else(|| {
+                    format!(
+                        "{}: missing (an s3:// archive needs a local spool directory)",
+                        within("spool")
+                    )
+                })?;
+            let mut bucket = pgwalrus_bucket::BucketSettings::new(url);
+            bucket.endpoint = pick(&keys.s3_endpoint, &defaults.s3_endpoint);
+            bucket.region = pick(&keys.s3_region, &defaults.s3_region);
+            bucket.profile = pick(&keys.s3_profile, &defaults.s3_profile);
+            if let Some(style) = pick(&keys.s3_addressing_style, &defaults.s3_addressing_style) {
+                bucket.addressing_style = style
+                    .parse()
+                    .map_err(|e| format!("{}: {e}", within("s3_addressing_style")))?;
+            }
+            bucket.single_writer = keys
+                .s3_single_writer
+                .or(defaults.s3_single_writer)
+                .unwrap_or(false);
+            let interval = keys
+                .ship_partial_interval
+                .or(defaults.ship_partial_interval)
+                .unwrap_or(10);
+            let ship = crate::archiver::ShipConfig {
+                bucket,
+                partial_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+            };
+            (spool, Some(ship))
+        }
+    };
+    if ship.is_none() {
+        for (key, set) in [
+            ("spool", keys.spool.is_some()),
+            (
+                "ship_partial_interval",
+                keys.ship_partial_interval.is_some(),
+            ),
+            ("s3_endpoint", keys.s3_endpoint.is_some()),
+            ("s3_region", keys.s3_region.is_some()),
+            ("s3_profile", keys.s3_profile.is_some()),
+            ("s3_addressing_style", keys.s3_addressing_style.is_some()),
+            ("s3_single_writer", keys.s3_single_writer.is_some()),
+        ] {
+            if set {
+                return Err(format!("{}: only with an s3:// archive", within(key)));
+            }
+        }
+    }
     let mut params =
         ConnParams::parse(&conninfo).map_err(|e| format!("{}: {e}", within("conninfo")))?;
     if params.get("fallback_application_name").is_none() {
@@ -294,6 +361,7 @@ fn resolve(defaults: &ServerKeys, keys: &ServerKeys) -> Result<ServerConfig, Str
         settings,
         conn,
         keep,
+        ship,
     })
 }
 
@@ -351,6 +419,49 @@ status_interval = 0
         assert_eq!(b.conn.hosts[0].port, 5433);
         // Equal files give equal servers: a reload sees nothing changed.
         assert_eq!(parse("x", GOOD).unwrap(), c);
+    }
+
+    #[test]
+    fn an_s3_archive_takes_a_spool_and_the_s3_keys() {
+        let text = r#"
+[defaults]
+archive = "s3://wal-archive/fleet"
+spool = "/var/spool/pgwalrus"
+s3_endpoint = "http://127.0.0.1:9000"
+
+[[server]]
+name = "db1"
+conninfo = "host=db1"
+ship_partial_interval = 0
+s3_addressing_style = "path"
+
+[[server]]
+name = "db2"
+conninfo = "host=db2"
+archive = "/srv/db2"
+"#;
+        let c = parse("f.toml", text).unwrap();
+        let (a, b) = (&c.servers[0], &c.servers[1]);
+        assert_eq!(a.settings.dir, Path::new("/var/spool/pgwalrus/db1"));
+        let ship = a.ship.as_ref().unwrap();
+        assert_eq!(ship.bucket.url.to_string(), "s3://wal-archive/fleet/db1");
+        assert_eq!(
+            ship.bucket.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(ship.partial_interval, None);
+        assert!(b.ship.is_none());
+        assert_eq!(b.settings.dir, Path::new("/srv/db2"));
+
+        let no_spool =
+            "[[server]]\nname = \"a\"\nconninfo = \"host=h\"\narchive = \"s3://bkt/a\"\n";
+        let e = parse("f.toml", no_spool).unwrap_err();
+        assert!(e.to_string().contains("key \"spool\": missing"), "{e}");
+        let stray = "[[server]]\nname = \"a\"\nconninfo = \"host=h\"\narchive = \"/a\"\ns3_region = \"x\"\n";
+        let e = parse("f.toml", stray).unwrap_err();
+        assert!(e.to_string().contains("only with an s3:// archive"), "{e}");
+        let bad_url = "[[server]]\nname = \"a\"\nconninfo = \"host=h\"\narchive = \"s3://B/a\"\nspool = \"/s\"\n";
+        assert!(parse("f.toml", bad_url).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pgwalrus_bucket::{ShipState, ShipStatus};
 use pgwalrus_receiver::ReceiverStatus;
 use serde_json::{Value, json};
 
@@ -67,6 +68,10 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
         Some(p) => (Some(p.error.clone()), Some(p.since)),
         None => (s.last_error.clone(), s.last_error_time),
     };
+    let shipping = view
+        .ship_status
+        .as_ref()
+        .map(|ship| ship_row(&s, &ship.borrow(), at));
     json!({
         "name": view.name,
         "status": state_of(view, &s),
@@ -98,7 +103,67 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
         "archive_free_bytes": observed.free_bytes,
         "last_error": error,
         "last_error_time": time(since),
+        "shipping": shipping,
     })
+}
+
+/// The shipping part of a server's row.
+fn ship_row(s: &ReceiverStatus, ship: &ShipStatus, at: SystemTime) -> Value {
+    let time = |t: Option<SystemTime>| t.map(iso8601);
+    let shipped = shipped_lsn(ship);
+    json!({
+        "archive": ship.url,
+        "state": ship_state(ship.state),
+        "create_only_enforced": ship.create_only,
+        "shipped_segment": ship.shipped_segment,
+        "shipped_lsn": shipped.map(|l| l.to_string()),
+        "lag_bytes": ship_lag_bytes(s, ship),
+        "lag_seconds": ship.oldest_pending_since.map(|t| at.duration_since(t).unwrap_or_default().as_secs_f64()),
+        "pending_segments": ship.pending_segments,
+        "uploads": ship.uploads,
+        "already_there": ship.already_there,
+        "chunks": ship.chunks,
+        "bytes_uploaded": ship.bytes_uploaded,
+        "requests": {
+            "put": ship.requests.put,
+            "get": ship.requests.get,
+            "head": ship.requests.head,
+            "list": ship.requests.list,
+            "delete": ship.requests.delete,
+        },
+        "retries": ship.retries,
+        "reconciled": ship.reconciled,
+        "conflicts": ship.conflicts,
+        "last_error": ship.last_error,
+        "last_error_time": time(ship.last_error_time),
+    })
+}
+
+/// How far the bucket holds the WAL: the open segment's chunks when they reach past the
+/// last complete segment shipped.
+fn shipped_lsn(ship: &ShipStatus) -> Option<pgwalrus_wal::Lsn> {
+    match (ship.shipped_lsn, ship.partial_shipped_lsn) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Bytes durable locally that the bucket does not hold yet (on the timeline received).
+fn ship_lag_bytes(s: &ReceiverStatus, ship: &ShipStatus) -> Option<u64> {
+    let shipped = shipped_lsn(ship)?;
+    s.flushed_lsn
+        .is_valid()
+        .then(|| s.flushed_lsn.as_u64().saturating_sub(shipped.as_u64()))
+}
+
+fn ship_state(state: ShipState) -> &'static str {
+    match state {
+        ShipState::Starting => "starting",
+        ShipState::Shipping => "shipping",
+        ShipState::Retrying => "retrying",
+        ShipState::Failed => "failed",
+        ShipState::Stopped => "stopped",
+    }
 }
 
 /// `/status`: every server's row.
@@ -123,12 +188,22 @@ pub fn status_text(status: &Value) -> String {
         let _ = writeln!(out, "-[ server {name} ]{}", "-".repeat(40));
         if let Some(fields) = server.as_object() {
             for (key, value) in fields.iter().filter(|(k, _)| *k != "name") {
-                let shown = match value {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                // A nested object (the shipping stage's) shows as `shipping.key` lines.
+                let nested: Vec<(String, &Value)> = match value {
+                    Value::Object(inner) => inner
+                        .iter()
+                        .map(|(k, v)| (format!("{key}.{k}"), v))
+                        .collect(),
+                    other => vec![(key.clone(), other)],
                 };
-                let _ = writeln!(out, "{key:<23}| {shown}");
+                for (key, value) in nested {
+                    let shown = match value {
+                        Value::Null => String::new(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let _ = writeln!(out, "{key:<23}| {shown}");
+                }
             }
         }
     }
@@ -314,6 +389,102 @@ pub fn metrics(views: &[ServerView]) -> String {
         "Segments completed in the archive since the server's engine started.",
         &mut per_server(&|s: &ReceiverStatus| Some(s.segments_completed as f64)).into_iter(),
     );
+    let ships: Vec<(&str, ReceiverStatus, ShipStatus)> = rows
+        .iter()
+        .zip(views)
+        .filter_map(|((name, s, _, _), v)| {
+            let ship = v.ship_status.as_ref()?.borrow().clone();
+            Some((name.as_str(), s.clone(), ship))
+        })
+        .collect();
+    let per_ship = |f: &dyn Fn(&ReceiverStatus, &ShipStatus) -> Option<f64>| {
+        ships
+            .iter()
+            .filter_map(|(name, s, ship)| f(s, ship).map(|v| format!("{{server=\"{name}\"}} {v}")))
+            .collect::<Vec<_>>()
+    };
+    for (metric, kind, help, f) in [
+        (
+            "pgwalrus_shipped_lsn_bytes",
+            "gauge",
+            "End of the WAL the bucket holds (complete segments and chunks of the open one), as a byte position.",
+            (&|_: &ReceiverStatus, ship: &ShipStatus| shipped_lsn(ship).map(|l| l.as_u64() as f64))
+                as &dyn Fn(&ReceiverStatus, &ShipStatus) -> Option<f64>,
+        ),
+        (
+            "pgwalrus_ship_lag_bytes",
+            "gauge",
+            "Bytes durable in the local spool that the bucket does not hold yet.",
+            &|s: &ReceiverStatus, ship: &ShipStatus| ship_lag_bytes(s, ship).map(|b| b as f64),
+        ),
+        (
+            "pgwalrus_ship_lag_seconds",
+            "gauge",
+            "How long the oldest completed segment not yet in the bucket has waited (0 when none waits).",
+            &|_: &ReceiverStatus, ship: &ShipStatus| {
+                Some(ship.oldest_pending_since.map_or(0.0, |t| {
+                    at.duration_since(t).unwrap_or_default().as_secs_f64()
+                }))
+            },
+        ),
+        (
+            "pgwalrus_ship_create_only_enforced",
+            "gauge",
+            "1 when the store was found to refuse a second create of the same key, 0 when it ignores create-only writes (single-writer mode).",
+            &|_: &ReceiverStatus, ship: &ShipStatus| {
+                ship.create_only.map(|c| f64::from(u8::from(c)))
+            },
+        ),
+        (
+            "pgwalrus_ship_uploads_total",
+            "counter",
+            "Objects created in the bucket (segments, history files, chunks).",
+            &|_: &ReceiverStatus, ship: &ShipStatus| Some((ship.uploads + ship.chunks) as f64),
+        ),
+        (
+            "pgwalrus_ship_uploaded_bytes_total",
+            "counter",
+            "Bytes uploaded to the bucket.",
+            &|_: &ReceiverStatus, ship: &ShipStatus| Some(ship.bytes_uploaded as f64),
+        ),
+        (
+            "pgwalrus_ship_retries_total",
+            "counter",
+            "Shipping rounds that failed and were retried.",
+            &|_: &ReceiverStatus, ship: &ShipStatus| Some(ship.retries as f64),
+        ),
+        (
+            "pgwalrus_ship_reconciled_total",
+            "counter",
+            "Uploads whose answer was unclear and were settled by reading the object back.",
+            &|_: &ReceiverStatus, ship: &ShipStatus| Some(ship.reconciled as f64),
+        ),
+        (
+            "pgwalrus_ship_conflicts_total",
+            "counter",
+            "Keys found holding different WAL than ours (never overwritten; ours kept aside).",
+            &|_: &ReceiverStatus, ship: &ShipStatus| Some(ship.conflicts as f64),
+        ),
+    ] {
+        family(metric, kind, help, &mut per_ship(f).into_iter());
+    }
+    family(
+        "pgwalrus_s3_requests_total",
+        "counter",
+        "Requests made to the bucket, by kind (what the bucket will cost).",
+        &mut ships.iter().flat_map(|(name, _, ship)| {
+            let r = ship.requests;
+            [
+                ("put", r.put),
+                ("get", r.get),
+                ("head", r.head),
+                ("list", r.list),
+                ("delete", r.delete),
+            ]
+            .into_iter()
+            .map(move |(kind, n)| format!("{{server=\"{name}\",kind=\"{kind}\"}} {n}"))
+        }),
+    );
     out
 }
 
@@ -345,12 +516,14 @@ mod tests {
             ServerView {
                 name: "a\"b".to_owned(),
                 status: status.clone(),
+                ship_status: None,
                 parked: None,
                 observed: Default::default(),
             },
             ServerView {
                 name: "c".to_owned(),
                 status,
+                ship_status: None,
                 parked: Some(super::super::supervisor::Parked {
                     kind: Some(pgwalrus_receiver::StopKind::WalGone),
                     error: "gone".to_owned(),

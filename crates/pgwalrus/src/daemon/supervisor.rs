@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use pgwalrus_receiver::{
-    FromConfig, Shutdown, ShutdownTrigger, StatusReceiver, StopKind, StopReason, Stopped,
-};
-use tokio::sync::{mpsc, oneshot};
+use pgwalrus_bucket::ShipStatus;
+use pgwalrus_receiver::{FromConfig, ShutdownTrigger, StatusReceiver, StopKind, Stopped};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use super::config::{DaemonConfig, ServerConfig};
@@ -43,6 +42,8 @@ pub struct ServerView {
     pub name: String,
     /// Its engine's status.
     pub status: StatusReceiver,
+    /// Its shipping stage's status, with an object-storage archive.
+    pub ship_status: Option<watch::Receiver<ShipStatus>>,
     /// Set while parked.
     pub parked: Option<Parked>,
     /// What the daemon observes beside the engine (retention, slot, free space).
@@ -74,7 +75,7 @@ pub type View = Arc<Mutex<Vec<ServerView>>>;
 pub(crate) struct End {
     name: String,
     generation: u64,
-    result: Result<Stopped, StopReason>,
+    result: Result<Stopped, crate::archiver::Stop>,
 }
 
 enum Run {
@@ -93,6 +94,7 @@ struct Server {
     config: ServerConfig,
     generation: u64,
     status: StatusReceiver,
+    ship_status: Option<watch::Receiver<ShipStatus>>,
     run: Run,
     observed: Observed,
 }
@@ -141,42 +143,52 @@ impl Supervisor {
         self.generation += 1;
         let generation = self.generation;
         let name = config.name.clone();
-        let (trigger, shutdown) = Shutdown::new();
         let source = FromConfig::new(config.conn.clone());
-        let spawned = ensure_dir(&config.settings.dir).and_then(|()| {
-            pgwalrus_receiver::spawn(
-                &format!("pgwalrus-{name}"),
-                config.settings.clone(),
-                source,
-                shutdown,
-            )
-        });
-        let server = match spawned {
-            Ok(engine) => {
-                let status = engine.status();
+        let server = match ensure_dir(&config.settings.dir) {
+            Ok(()) => {
+                let (handle, run) = crate::archiver::start(
+                    &format!("pgwalrus-{name}"),
+                    config.settings.clone(),
+                    source,
+                    config.ship.clone(),
+                );
                 let ends = self.ends_tx.clone();
                 let task_name = name.clone();
                 tokio::spawn(async move {
-                    let result = engine.wait().await;
+                    let result = run.await;
                     let _ = ends.send(End {
                         name: task_name,
                         generation,
                         result,
                     });
                 });
-                info!(server = %name, "started archiving into \"{}\"", config.settings.dir.display());
+                match &config.ship {
+                    Some(ship) => info!(
+                        server = %name,
+                        "started archiving into {} through the spool \"{}\"",
+                        ship.bucket.url,
+                        config.settings.dir.display()
+                    ),
+                    None => {
+                        info!(server = %name, "started archiving into \"{}\"", config.settings.dir.display())
+                    }
+                }
                 Server {
                     config,
                     generation,
-                    status,
-                    run: Run::Running(trigger),
+                    status: handle.status,
+                    ship_status: handle.ship_status,
+                    run: Run::Running(handle.trigger),
                     observed: Observed::default(),
                 }
             }
             Err(e) => {
                 let parked = Parked {
                     kind: Some(StopKind::Io),
-                    error: format!("could not start the engine: {e}"),
+                    error: format!(
+                        "could not create the archive directory \"{}\": {e}",
+                        config.settings.dir.display()
+                    ),
                     since: crate::clock::now(),
                 };
                 error!(server = %name, "parked: {}", parked.error);
@@ -184,6 +196,7 @@ impl Supervisor {
                     config,
                     generation,
                     status: pgwalrus_receiver::status::channel().1,
+                    ship_status: None,
                     run: Run::Parked(parked),
                     observed: Observed::default(),
                 }
@@ -219,15 +232,16 @@ impl Supervisor {
         match run {
             Run::Running(_) => {
                 let parked = match end.result {
-                    Err(reason) => {
-                        let error = reason.error.chain();
+                    Err(stop) => {
+                        let error = stop.chain();
+                        let kind = stop.kind();
                         error!(
                             server = %end.name,
-                            "parked ({}): {error}; it is retried when its configuration changes or on request (POST /servers/{}/retry)",
-                            reason.kind, end.name
+                            "parked ({kind}): {error}; it is retried when its configuration changes or on request (POST /servers/{}/retry)",
+                            end.name
                         );
                         Parked {
-                            kind: Some(reason.kind),
+                            kind: Some(kind),
                             error,
                             since: crate::clock::now(),
                         }
@@ -325,22 +339,32 @@ impl Supervisor {
                 server.config.settings.dir.clone(),
                 server.observed.clone(),
             );
-            tokio::task::spawn_blocking(move || match crate::prune::prune(&dir, keep, false) {
-                Ok(plan) => {
-                    if !plan.remove.is_empty() {
-                        info!(
-                            server = %name,
-                            "retention removed {} segment(s) ({} bytes), {} to {}",
-                            plan.remove.len(),
-                            plan.freed,
-                            plan.remove[0],
-                            plan.remove[plan.remove.len() - 1]
-                        );
+            // A spool keeps everything the bucket does not hold yet.
+            let shipped = match &server.ship_status {
+                None => None,
+                Some(ship) => match ship.borrow().shipped_segment.clone() {
+                    Some(segment) => Some(segment),
+                    None => continue,
+                },
+            };
+            tokio::task::spawn_blocking(move || {
+                match crate::prune::prune_shipped(&dir, keep, false, shipped.as_deref()) {
+                    Ok(plan) => {
+                        if !plan.remove.is_empty() {
+                            info!(
+                                server = %name,
+                                "retention removed {} segment(s) ({} bytes), {} to {}",
+                                plan.remove.len(),
+                                plan.freed,
+                                plan.remove[0],
+                                plan.remove[plan.remove.len() - 1]
+                            );
+                        }
+                        observed.lock().unwrap_or_else(|e| e.into_inner()).horizon =
+                            plan.horizon.map(|h| h.to_string());
                     }
-                    observed.lock().unwrap_or_else(|e| e.into_inner()).horizon =
-                        plan.horizon.map(|h| h.to_string());
+                    Err(e) => warn!(server = %name, "retention failed: {e:#}"),
                 }
-                Err(e) => warn!(server = %name, "retention failed: {e:#}"),
             });
         }
     }
@@ -437,6 +461,7 @@ impl Supervisor {
                 name: name.to_owned(),
                 observed: server.observed.clone(),
                 status: server.status.clone(),
+                ship_status: server.ship_status.clone(),
                 parked: match &server.run {
                     Run::Parked(p) => Some(p.clone()),
                     _ => None,

@@ -589,3 +589,82 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
     process.signal("TERM");
     process.expect_exit(0, Duration::from_secs(30));
 }
+
+#[test]
+fn daemon_ships_a_server_to_object_storage_and_shows_it_in_status_and_metrics() {
+    let c = cluster();
+    let s3 = pgwalrus_testkit::S3Server::start("walrus");
+    let home = Home::new();
+    let spool = home.path().join("spool").join("db");
+    let address = format!("127.0.0.1:{}", free_port());
+    let config = home.path().join("pgwalrus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{address}\"\n\n[[server]]\nname = \"db\"\nconninfo = \"host=127.0.0.1 port={} user={TRUST_USER}\"\nslot = \"pgwalrus\"\ncreate_slot = true\nstatus_interval = 1\narchive = \"{}\"\nspool = \"{}\"\nship_partial_interval = 1\n",
+            c.port(),
+            s3.url("fleet/db"),
+            spool.display()
+        ),
+    )
+    .expect("write the configuration");
+    let config_arg = config.to_string_lossy().into_owned();
+    pgwalrus(&home, &["daemon", "--check", "-c", &config_arg], &[]).expect_code(0);
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let log = home.path().join("daemon.log");
+    let mut daemon = Daemon {
+        home: &home,
+        address: address.clone(),
+        process: Background::spawn(&home, &["daemon", "-c", &config_arg], &env, &log),
+    };
+    daemon.wait_state("db", "streaming");
+    load_and_switch(&c);
+    let end = load_and_switch(&c);
+    let wanted = lsn(&end);
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon.server("db")["shipping"]
+            ["shipped_lsn"]
+            .as_str()
+            .is_some_and(|l| lsn(l) >= wanted)),
+        "the bucket never held WAL up to {end}: {}\n{}",
+        daemon.server("db"),
+        daemon.process.stderr()
+    );
+    let row = daemon.server("db");
+    assert_eq!(row["shipping"]["state"], "shipping", "{row}");
+    assert_eq!(row["shipping"]["create_only_enforced"], true, "{row}");
+    assert_eq!(row["shipping"]["conflicts"], 0, "{row}");
+    let metrics = http_get(&address, "/metrics");
+    for wanted in [
+        "pgwalrus_shipped_lsn_bytes{server=\"db\"}",
+        "pgwalrus_ship_lag_bytes{server=\"db\"}",
+        "pgwalrus_ship_create_only_enforced{server=\"db\"} 1",
+        "pgwalrus_s3_requests_total{server=\"db\",kind=\"put\"}",
+    ] {
+        assert!(metrics.contains(wanted), "no {wanted} in\n{metrics}");
+    }
+    promtool(&["check", "metrics"], Some(&metrics));
+    let text = pgwalrus(&home, &["status", "--address", &address], &[]);
+    assert!(
+        text.stdout.contains("shipping.shipped_lsn"),
+        "{}",
+        text.stdout
+    );
+
+    daemon.process.signal("TERM");
+    daemon.process.expect_exit(0, Duration::from_secs(30));
+    // Every complete segment in the bucket equals the server's.
+    let wal = s3
+        .bucket_dir()
+        .join("fleet/db")
+        .join(c.system_identifier().to_string())
+        .join("wal");
+    let shipped = assert_identical(&c, &wal);
+    assert!(shipped >= 2, "only {shipped} segments in the bucket");
+    assert_eq!(
+        assert_identical(&c, &spool),
+        shipped,
+        "the spool holds the same"
+    );
+}

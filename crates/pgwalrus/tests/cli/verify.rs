@@ -227,3 +227,26 @@ fn prune_keeps_exactly_what_its_rules_say_and_verify_passes_on_the_rest() {
     assert_eq!(listed(&a.dir), a.segments[n - 2..]);
     pgwalrus(&home, &["verify", dir], &[]).expect_code(0);
 }
+
+#[test]
+fn a_spool_prunes_only_what_the_bucket_already_holds() {
+    let a = archive("spool");
+    let n = a.segments.len();
+    let keep = pgwalrus_archive::retention::Keep {
+        time: None,
+        size: Some(1),
+    };
+    // Only the first two segments are in the bucket: the size rule alone would remove all
+    // but the newest, yet nothing after the shipped one goes.
+    let shipped = a.segments[1].clone();
+    pgwalrus::prune::prune_shipped(&a.dir, keep, false, Some(&shipped)).unwrap();
+    assert_eq!(
+        listed(&a.dir),
+        a.segments[1..],
+        "all but the newest shipped one"
+    );
+    // Once everything is shipped, the rule applies in full.
+    let newest = a.segments[n - 1].clone();
+    pgwalrus::prune::prune_shipped(&a.dir, keep, false, Some(&newest)).unwrap();
+    assert_eq!(listed(&a.dir), a.segments[n - 1..]);
+}
