@@ -50,6 +50,7 @@
 
 mod cluster;
 mod config;
+mod httpfault;
 mod pgbin;
 mod psql;
 mod s3;
@@ -59,6 +60,7 @@ mod tls;
 mod util;
 
 pub use cluster::{Cluster, ClusterBuilder, KEEP_ENV};
+pub use httpfault::{FaultCounts, HttpFaultProxy};
 pub use pgbin::{BINDIR_ENV, DEBIAN_BINDIR, PgBin, debian_bin, pg_bin};
 pub use psql::run_psql;
 pub use s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3S_FS_ENV, S3Server};

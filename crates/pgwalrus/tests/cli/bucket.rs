@@ -406,3 +406,108 @@ fn losing_the_archive_host_loses_at_most_the_partial_interval_and_a_new_receiver
         names(&chunks)
     );
 }
+
+/// `receive --archive` against `endpoint` (a fault proxy in front of `s3`).
+fn receive_via(
+    f: &Fixture,
+    s3: &S3Server,
+    endpoint: &str,
+    prefix: &str,
+    extra: &[&str],
+) -> Background {
+    let url = s3.url(prefix);
+    let archive = f.archive.display().to_string();
+    let mut args = vec![
+        "receive",
+        "-D",
+        archive.as_str(),
+        "-d",
+        f.conninfo.as_str(),
+        "--archive",
+        url.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let mut env = s3.env();
+    for (k, v) in &mut env {
+        if *k == "AWS_ENDPOINT_URL" {
+            *v = endpoint.to_owned();
+        }
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let log =
+        f.c.root_dir()
+            .join(format!("receive-via-{}.log", prefix.replace('/', "-")));
+    Background::spawn(&f.home, &args, &env, &log)
+}
+
+#[test]
+fn kill_9_with_a_store_failing_one_request_in_five_loses_and_overwrites_nothing() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    let mut rng = crate::receive_support::Rng::new(crate::receive_support::seed(0x6b39_5333));
+    let proxy = pgwalrus_testkit::HttpFaultProxy::start(s3.port(), 5, rng.next_u64());
+    f.c.psql("SELECT 1 FROM pg_create_physical_replication_slot('walrus_s3', true)");
+    pgbench(&f.c, &["-i", "-s", "1", "-q"]);
+    let mut cmd = crate::receive_support::pgbench_command(&f.c, &["-n", "-c", "2", "-T", "60"]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut load = crate::support::Guarded::spawn(&mut cmd);
+    let args = ["-S", "walrus_s3", "--ship-partial-interval", "1"];
+    let kills = 10;
+    for _ in 0..kills {
+        let mut r = receive_via(&f, &s3, &proxy.endpoint(), "k9", &args);
+        std::thread::sleep(Duration::from_millis(rng.range(300, 2500)));
+        f.c.switch_wal();
+        std::thread::sleep(Duration::from_millis(rng.range(100, 1000)));
+        r.kill9();
+    }
+    load.kill9();
+    let mut r = receive_via(&f, &s3, &proxy.endpoint(), "k9", &args);
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "k9", &f).join("wal");
+    assert!(
+        wait_until(Duration::from_secs(90), || wal.join(&last).is_file()),
+        "{last} never reached the bucket: {:?}\n{}",
+        names(&wal),
+        r.stderr()
+    );
+    r.signal("TERM");
+    r.expect_exit(0, Duration::from_secs(60));
+
+    // The bucket: no gap from its first segment to the last, every segment byte-identical
+    // to pg_wal (and to the spool), nothing in the conflicts prefix.
+    let shipped = names(&wal);
+    let segnos: Vec<u64> = shipped
+        .iter()
+        .map(|n| u64::from_str_radix(&n[16..], 16).unwrap())
+        .collect();
+    for pair in segnos.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "a gap in the bucket: {shipped:?}");
+    }
+    assert!(shipped.len() >= 3, "{shipped:?}");
+    for name in &shipped {
+        let ours = wal_of(&std::fs::read(wal.join(name)).unwrap());
+        if let Some(theirs) = f.server_segment(name) {
+            assert!(ours == theirs, "{name} in the bucket differs from pg_wal");
+        }
+        let spooled = std::fs::read(f.archive.join(name)).expect("the spool keeps it");
+        assert!(
+            ours == spooled,
+            "{name} in the bucket differs from the spool"
+        );
+    }
+    assert!(
+        names(&root(&s3, "k9", &f).join("conflicts")).is_empty(),
+        "nothing in the conflicts prefix"
+    );
+    f.assert_complete_and_identical(3);
+    let counts = proxy.counts();
+    assert!(
+        counts.total() >= 5,
+        "only {} faults injected in {} requests",
+        counts.total(),
+        counts.requests.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
