@@ -190,6 +190,35 @@ fn wal_that_goes_back_to_an_earlier_segment_is_refused_naming_both_positions() {
 }
 
 #[test]
+fn a_first_chunk_not_where_streaming_was_asked_to_start_is_refused() {
+    let wal = wal(SEG + 8 * CHUNK as u64, 1);
+    // START_REPLICATION asked for 0/100000; the first chunk starts a page later.
+    let lie = chunks(&wal, START + 8192, START + 8192 + CHUNK as u64);
+    let server = FakeServer::start(vec![Script::new(1, START).stream(lie)]);
+    let mut run = receive(&server, &[]);
+    let err = run.expect(1);
+    assert!(
+        err.contains("sent WAL from 0/102000 to 0/10A000, but the stream is at 0/100000")
+            && err.contains("8192 bytes were skipped"),
+        "{err}"
+    );
+    assert!(
+        server
+            .queries()
+            .iter()
+            .any(|q| q.starts_with("START_REPLICATION") && q.contains("0/100000")),
+        "{:?}",
+        server.queries()
+    );
+    let files = snapshot(&run.archive());
+    assert!(
+        files.values().all(|bytes| bytes.iter().all(|&b| b == 0)),
+        "no WAL was written: {}",
+        listing(&files)
+    );
+}
+
+#[test]
 fn a_timeline_jump_without_the_end_of_timeline_result_stops_as_corrupt_wal() {
     // Pages of timeline 2 in the stream of timeline 1, without the server ending timeline 1.
     let wal = wal(SEG + 8 * CHUNK as u64, 2);
