@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use pgwalrus_testkit::fake_server::{
-    FakeServer, Script, command_complete, copy_data, copy_done, error_response, header,
+    FakeServer, Script, command_complete, copy_data, copy_done, error_response, header, message,
     ready_for_query, xlog_data,
 };
 use pgwalrus_testkit::{TempDir, wait_until};
@@ -256,6 +256,32 @@ fn a_message_claiming_gigabytes_is_refused_from_its_header_with_memory_bounded()
             "{err}"
         );
         assert_only_honest_wal(&run.archive(), &wal);
+    }
+
+    // In answer to IDENTIFY_SYSTEM: a whole message claiming 2 GiB, and a small DataRow
+    // whose one value claims 2 GiB - 1.
+    let mut small_row = 1i16.to_be_bytes().to_vec();
+    small_row.extend(i32::MAX.to_be_bytes());
+    small_row.extend(b"7000000000000000001");
+    for (answer, expected) in [
+        (
+            header(b'D', 1 << 31),
+            "message of type 'D' declares length 2147483648, over the limit of".to_owned(),
+        ),
+        (
+            message(b'D', &small_row),
+            format!(
+                "DataRow.value: message ends early (needs {} bytes, 19 left)",
+                i32::MAX
+            ),
+        ),
+    ] {
+        let server = FakeServer::start(vec![
+            Script::new(1, START).answer("IDENTIFY_SYSTEM", answer),
+        ]);
+        let mut run = receive(&server, &[]);
+        let err = run.expect(1);
+        assert!(err.contains(&expected), "{err}");
     }
 
     // Without --no-loop the receiver waits to reconnect after the lie: its peak memory
