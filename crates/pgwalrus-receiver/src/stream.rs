@@ -388,7 +388,9 @@ impl<F: EngineFs> Session<'_, F> {
         let received = wall_clock();
         let sent = time.to_system_time().unwrap_or(received);
         // Before the verifier, which takes the bytes as the continuation of the stream: a
-        // chunk out of place would otherwise read as corrupt WAL, or, sent twice, pass.
+        // chunk out of place would otherwise be blamed on the WAL (a page header or record
+        // "at" the wrong position) and stop the engine as corrupt, instead of naming the
+        // two positions and starting over from what is durable.
         let expected = self.core.received_lsn();
         if start != expected {
             return Err(self.retry(out_of_place(&self.server, start, end, expected)));
