@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh                 # everything
 #   PGWALRUS_MAJORS="15 18" scripts/test.sh   # integration suites against a subset
+#   PGWALRUS_FUZZ_SECONDS=30 scripts/test.sh  # and fuzz every target for 30 s (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +61,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 log "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
 
+log "fuzz targets: every one has a saved corpus, replayed by the unit tests below"
+scripts/fuzz.sh check
+
 log "unit tests and PostgreSQL 15 integration tests"
 PGWALRUS_PG_BINDIR="${BINDIR[15]:-/usr/lib/postgresql/15/bin}" cargo test --workspace --locked
 
@@ -68,4 +72,10 @@ for major in $MAJORS; do
     log "integration tests against PostgreSQL $major (${BINDIR[$major]})"
     PGWALRUS_PG_BINDIR="${BINDIR[$major]}" cargo test --workspace --locked --test integration --test cli --test harness --test engine
 done
+# A short coverage-guided run of every fuzz target (stable toolchain, `cargo fuzz -s none`),
+# opt-in: installing cargo-fuzz and building the instrumented targets take minutes.
+if [ "${PGWALRUS_FUZZ_SECONDS:-0}" -gt 0 ]; then
+    log "fuzzing every target for ${PGWALRUS_FUZZ_SECONDS}s"
+    scripts/fuzz.sh run "$PGWALRUS_FUZZ_SECONDS"
+fi
 log "all tests passed"

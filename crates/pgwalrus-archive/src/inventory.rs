@@ -36,7 +36,19 @@ impl Inventory {
     /// # Errors
     /// [`Error::Io`] listing the directory.
     pub fn list<F: ArchiveFs>(fs: &F, dir: &Path, seg_size: WalSegSize) -> Result<Inventory> {
-        let mut names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
+        let names = fs.list_dir(dir).map_err(Error::at(Op::ListDir, dir))?;
+        Ok(Inventory::from_names(dir, names, seg_size))
+    }
+
+    /// The inventory of a directory `dir` holding the files `names` (in any order), parsed
+    /// at segment size `seg_size`: [`list`](Inventory::list) without the file system, for
+    /// a listing made elsewhere (and for fuzzing the one grammar over whole listings).
+    pub fn from_names(
+        dir: &Path,
+        names: impl IntoIterator<Item = OsString>,
+        seg_size: WalSegSize,
+    ) -> Inventory {
+        let mut names: Vec<OsString> = names.into_iter().collect();
         names.sort();
         let mut inventory = Inventory {
             dir: dir.to_path_buf(),
@@ -59,7 +71,7 @@ impl Inventory {
                 Err(_) => {}
             }
         }
-        Ok(inventory)
+        inventory
     }
 
     /// The directory listed.

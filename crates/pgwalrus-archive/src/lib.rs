@@ -37,6 +37,7 @@
 //!   and the gaps (verify, dump and restore walk through it).
 //! * [`reader`] — read any archive file back, whatever its compression: whole, by range,
 //!   or streamed.
+//! * [`fuzz`] — arbitrary-bytes entry points for the fuzz targets and their corpora.
 //! * `error` — [`Error`], with operation, path and position in its fields.
 //!
 //! # Example
@@ -82,6 +83,7 @@ pub mod compress;
 pub mod durable;
 mod error;
 pub mod fs;
+pub mod fuzz;
 pub mod identity;
 pub mod inventory;
 pub mod plan;

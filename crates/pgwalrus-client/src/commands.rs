@@ -3,7 +3,9 @@
 
 use pgwalrus_proto::ProtoError;
 use pgwalrus_proto::replication::commands::{self, PG15};
-use pgwalrus_proto::replication::{CreatedSlot, SlotInfo, SystemIdentity, TimelineHistoryFile};
+use pgwalrus_proto::replication::{
+    CreatedSlot, SlotInfo, SystemIdentity, TimelineHistoryFile, show_value,
+};
 use pgwalrus_wal::{TimeLineId, WalSegSize};
 
 use crate::connection::Connection;
@@ -28,16 +30,7 @@ impl Connection {
     pub async fn show(&mut self, name: &str) -> Result<String, Error> {
         let sql = commands::show(name).map_err(|source| Error::Encode { source })?;
         let rs = self.query_one(&sql).await?;
-        let value = (|| {
-            let row = rs.single_row("SHOW")?;
-            match row.values.as_slice() {
-                [Some(v)] => std::str::from_utf8(v)
-                    .map(str::to_owned)
-                    .map_err(|_| ProtoError::InvalidUtf8 { field: "SHOW" }),
-                _ => Err(ProtoError::invalid("SHOW", "expected one non-NULL value")),
-            }
-        })();
-        value.map_err(|e| self.protocol(e))
+        show_value(&rs).map_err(|e| self.protocol(e))
     }
 
     /// The server's WAL segment size, from `SHOW wal_segment_size` (`16MB`, `1GB`…).

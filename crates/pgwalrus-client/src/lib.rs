@@ -15,6 +15,7 @@
 //!   connection.
 //! - [`Error`] (`error.rs`): one error type with `is_auth_failure`, `is_transient`, … ;
 //!   [`error_chain`] prints any error with its sources.
+//! - [`fuzz`]: arbitrary-bytes entry points for the fuzz targets and their corpora.
 //! - `transport.rs`, `framed.rs`: sockets, keepalive, the plain/TLS stream, message I/O.
 //!
 //! # Example
@@ -46,6 +47,7 @@ mod connect;
 mod connection;
 mod error;
 mod framed;
+pub mod fuzz;
 mod handshake;
 mod replication;
 mod slots;

@@ -18,6 +18,7 @@
 //! - [`startup`]: the startup/authentication state machine, with libpq's channel-binding
 //!   rules and lazy password lookup.
 //! - [`query`]: collecting the result sets of a simple query.
+//! - [`fuzz`]: arbitrary-bytes entry points for the fuzz targets and their corpora.
 //! - [`replication`]: replication command text with correct quoting, the `w`/`k`/`r`/`h`
 //!   payloads of the copy stream, and typed command results.
 //!
@@ -45,6 +46,7 @@ pub mod auth;
 pub mod backend;
 mod error;
 pub mod frontend;
+pub mod fuzz;
 pub mod query;
 mod reader;
 pub mod replication;

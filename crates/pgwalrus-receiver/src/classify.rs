@@ -104,6 +104,24 @@ pub(crate) fn corrupt_wal(
     )
 }
 
+/// The server sent WAL `start..end` where the stream stood at `expected` (where the last
+/// chunk ended, or where streaming began): a gap or a repeat, never written. Retried: the
+/// next session starts again from what is durable.
+pub(crate) fn out_of_place(server: &str, start: Lsn, end: Lsn, expected: Lsn) -> Error {
+    let what = if start < expected {
+        format!(
+            "it goes back {} bytes, over WAL already received",
+            expected.abs_diff(start)
+        )
+    } else {
+        format!("{} bytes were skipped", start.abs_diff(expected))
+    };
+    Error::msg(format!(
+        "server {server} sent WAL from {start} to {end}, but the stream is at {expected}, \
+         where the WAL it sent before ends: {what}; the chunk was not archived"
+    ))
+}
+
 /// Where a stream stands, for error messages.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamPosition {

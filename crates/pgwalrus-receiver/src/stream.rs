@@ -17,7 +17,9 @@ use pgwalrus_client::{Connection, ReplicationMessage, ReplicationStream};
 use pgwalrus_wal::{Lsn, TimeLineId, WalSegSize};
 use tracing::{debug, info};
 
-use crate::classify::{SessionError, StreamPosition, archive_error, corrupt_wal, stream_error};
+use crate::classify::{
+    SessionError, StreamPosition, archive_error, corrupt_wal, out_of_place, stream_error,
+};
 use crate::clock::{now, wall_clock};
 use crate::engine::EngineFs;
 use crate::error::{Error, StopKind, Stopped};
@@ -223,10 +225,23 @@ async fn stream<F: EngineFs>(
                     session.core.on_start(now())
                 }
                 Ok(None) => {
-                    return Err(session.retry(Error::msg("server ended the replication stream")));
+                    // A walsender ends the copy on its own only at the end of a historic
+                    // timeline, with the next timeline's result set, or at shutdown.
+                    return Err(session.retry(Error::msg(format!(
+                        "server {} ended the replication stream of timeline {} at {} without naming a next timeline",
+                        session.server,
+                        session.tli,
+                        session.core.received_lsn()
+                    ))));
                 }
                 Err(e) => {
-                    let failed = stream_error(e, &session.position);
+                    // Named where the stream stood, not where it began: an error in the
+                    // middle of a copy is about the WAL that was to come next.
+                    let at = StreamPosition {
+                        start: session.core.received_lsn(),
+                        ..session.position.clone()
+                    };
+                    let failed = stream_error(e, &at);
                     return Err(failed.progressed(session.progressed()));
                 }
             },
@@ -373,6 +388,14 @@ impl<F: EngineFs> Session<'_, F> {
         self.core.on_heard(at);
         let received = wall_clock();
         let sent = time.to_system_time().unwrap_or(received);
+        // Before the verifier, which takes the bytes as the continuation of the stream: a
+        // chunk out of place would otherwise be blamed on the WAL (a page header or record
+        // "at" the wrong position) and stop the engine as corrupt, instead of naming the
+        // two positions and starting over from what is durable.
+        let expected = self.core.received_lsn();
+        if start != expected {
+            return Err(self.retry(out_of_place(&self.server, start, end, expected)));
+        }
         // Checked before the writer sees it: the chunk that completes a corrupt record is
         // never archived.
         if let Some(verifier) = self.verifier.as_mut()

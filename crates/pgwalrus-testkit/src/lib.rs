@@ -11,6 +11,9 @@
 //! // Dropping `cluster` stops the server and deletes its directory.
 //! ```
 //!
+//! * [`fake_server`] is not a cluster at all: a scripted replication server on
+//!   127.0.0.1 that lies (WAL out of place, absurd message lengths, CopyData
+//!   outside a copy), for tests of how pgwalrus refuses it.
 //! * [`pg_bin`] picks the server installation under test (CI runs the suite
 //!   once per major, setting [`BINDIR_ENV`]); [`debian_bin`] finds the
 //!   PostgreSQL 15 client tools (`psql`, `pg_receivewal`, …).
@@ -50,6 +53,7 @@
 
 mod cluster;
 mod config;
+pub mod fake_server;
 mod httpfault;
 mod pgbin;
 mod psql;

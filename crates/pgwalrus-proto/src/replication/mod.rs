@@ -9,4 +9,6 @@ pub use copyboth::{
     HotStandbyFeedback, PgTimestamp, PrimaryKeepalive, StandbyStatusUpdate, WalSenderMessage,
     XLogData,
 };
-pub use results::{CreatedSlot, EndOfTimeline, SlotInfo, SystemIdentity, TimelineHistoryFile};
+pub use results::{
+    CreatedSlot, EndOfTimeline, SlotInfo, SystemIdentity, TimelineHistoryFile, show_value,
+};

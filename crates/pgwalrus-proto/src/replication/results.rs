@@ -203,6 +203,21 @@ impl EndOfTimeline {
     }
 }
 
+/// The value in `SHOW name`'s answer: one row of one non-NULL text column.
+///
+/// # Errors
+/// [`ProtoError`] naming `SHOW` when there is not exactly one row of one non-NULL value, or
+/// the value is not UTF-8.
+pub fn show_value(rs: &ResultSet) -> Result<String, ProtoError> {
+    let row = rs.single_row("SHOW")?;
+    match row.values.as_slice() {
+        [Some(v)] => std::str::from_utf8(v)
+            .map(str::to_owned)
+            .map_err(|_| ProtoError::InvalidUtf8 { field: "SHOW" }),
+        _ => Err(ProtoError::invalid("SHOW", "expected one non-NULL value")),
+    }
+}
+
 fn required<'a>(v: Option<&'a str>, field: &'static str) -> Result<&'a str, ProtoError> {
     v.ok_or_else(|| ProtoError::invalid(field, "NULL"))
 }

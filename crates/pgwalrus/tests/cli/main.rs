@@ -13,6 +13,8 @@
 //!   and again under load, with one receiver throughout;
 //! * [`receive_interop`] — one directory shared with `pg_receivewal`;
 //! * [`receive_errors`] — exit codes 1, 3 and 4, with the archive untouched;
+//! * [`receive_lies`] — a scripted fake server that lies: each lie's message and exit code,
+//!   bounded memory, the archive untouched;
 //! * [`receive_slots`] — slot creation and dropping, feedback;
 //! * [`receive_sync`] — `--synchronous`;
 //! * [`receive_timeline`] — following a promotion to the next timeline;
@@ -32,6 +34,7 @@ mod receive_crash;
 mod receive_errors;
 mod receive_failover;
 mod receive_interop;
+mod receive_lies;
 mod receive_shutdowns;
 mod receive_slots;
 mod receive_support;
