@@ -343,6 +343,14 @@ pub enum HeaderProblem {
     /// A long header whose system identifier or segment size is zero (a torn write of the
     /// first page; the server never writes zeros there).
     ZeroFields,
+    /// A long header of this cluster, but of another segment: its page address is not the
+    /// start of the segment the file's name says (a file copied under another name).
+    OtherSegment {
+        /// The page address in the header.
+        page_addr: Lsn,
+        /// The start of the segment the name says.
+        segment_start: Lsn,
+    },
     /// A compressed file whose first page does not decompress.
     Undecodable {
         /// The file's compression.
@@ -360,6 +368,13 @@ impl fmt::Display for HeaderProblem {
             HeaderProblem::ZeroFields => {
                 f.write_str("the long header's system identifier or segment size is zero")
             }
+            HeaderProblem::OtherSegment {
+                page_addr,
+                segment_start,
+            } => write!(
+                f,
+                "its first page is the page at {page_addr} (its header says so), not the start of the segment at {segment_start}"
+            ),
             HeaderProblem::Undecodable {
                 compression,
                 problem,
