@@ -83,6 +83,9 @@ pub struct ArchivePlan {
     /// file. The newest timeline is chosen among the readable ones; when the target's own
     /// file is here, the plan follows the target alone.
     pub damaged_histories: Vec<PlanError>,
+    /// Files named like WAL files but in lower-case hex, which nothing reads
+    /// ([`Inventory::misspelled`]).
+    pub misspelled: Vec<(std::ffi::OsString, FileName)>,
 }
 
 /// Finds the segment size of an archive from the long header of its first segment file
@@ -254,6 +257,7 @@ pub fn plan<F: ArchiveFs>(
         segments,
         gaps,
         damaged_histories,
+        misspelled: inventory.misspelled.clone(),
     })
 }
 

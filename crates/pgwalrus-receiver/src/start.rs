@@ -285,11 +285,16 @@ impl<F: EngineFs> Start<'_, F> {
     async fn check_histories(&mut self) -> Result<(), SessionError> {
         for &name in &self.inventory.histories {
             let tli = name.tli();
-            if tli == TimeLineId::ONE || tli > self.server_history.tli {
+            if tli == TimeLineId::ONE {
+                continue;
+            }
+            // Every history file must parse, a future timeline's too: a damaged one is
+            // named now, before anything is touched, not when the server gets there.
+            let local = self.local_history(&name)?;
+            if tli > self.server_history.tli {
                 continue;
             }
             let path = self.settings.dir.join(name.to_string());
-            let local = self.local_history(&name)?;
             let server = if tli == self.server_history.tli {
                 self.server_history.get(&mut self.conn).await?.cloned()
             } else {

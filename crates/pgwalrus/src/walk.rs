@@ -195,6 +195,27 @@ fn run(
         );
     }
 
+    // A file whose name is a WAL file name only in upper case is read by nothing
+    // (PostgreSQL, pg_receivewal and pgwalrus all want upper-case hex): worth an operator's
+    // look in `verify`, which judges the archive; `dump` only reads its WAL.
+    if matches!(mode, Mode::Check { .. }) {
+        for (os_name, spelled) in &plan.misspelled {
+            let file = os_name.to_string_lossy().into_owned();
+            report(
+                &mut summary,
+                Problem {
+                    message: format!(
+                        "not a WAL file name: it spells {spelled} in lower-case hex, and PostgreSQL and pgwalrus read only upper-case names, so this file is never read"
+                    ),
+                    file: Some(file),
+                    offset: None,
+                    lsn: None,
+                },
+                &mut on_event,
+            );
+        }
+    }
+
     if !plan.history_found {
         let name = FileName::from(HistoryName::new(plan.target)).to_string();
         report(

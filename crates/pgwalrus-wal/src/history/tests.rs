@@ -127,7 +127,11 @@ fn a_file_of_a_later_timeline_without_entries_is_refused() {
         );
     }
     // `without_parents` still builds the history of a timeline whose file is missing.
-    assert!(TimelineHistory::without_parents(tli(2)).entries().is_empty());
+    assert!(
+        TimelineHistory::without_parents(tli(2))
+            .entries()
+            .is_empty()
+    );
 }
 
 #[test]
