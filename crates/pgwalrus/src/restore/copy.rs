@@ -96,10 +96,21 @@ pub(crate) fn copy_segment<F: ArchiveFs, O: ArchiveFile>(
             )));
         }
         Finding::Unwritten => {
-            return Err(Problem::Damaged(
-                "its first page was never written (zeros, or fewer bytes than a page header)"
-                    .to_owned(),
-            ));
+            // An empty or cut file is named by its length, the first thing to compare.
+            let len = match found.compression() {
+                None => fs.file_len(&path).ok(),
+                Some(_) => None,
+            };
+            return Err(Problem::Damaged(match len {
+                Some(0) => "it has 0 bytes: it is empty".to_owned(),
+                Some(len) => format!(
+                    "it has {len} bytes, and its first page was never written (zeros, or fewer bytes than a page header)"
+                ),
+                None => {
+                    "its first page was never written (zeros, or fewer bytes than a page header)"
+                        .to_owned()
+                }
+            }));
         }
         Finding::NotWal(problem) => {
             return Err(Problem::Damaged(format!(
