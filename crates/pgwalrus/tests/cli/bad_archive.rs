@@ -28,7 +28,10 @@ fn archive(f: &Fixture, complete: usize) -> Lsn {
 }
 
 fn complete_segments(f: &Fixture) -> Vec<SegFile> {
-    f.archive_segments().into_iter().filter(|s| !s.partial).collect()
+    f.archive_segments()
+        .into_iter()
+        .filter(|s| !s.partial)
+        .collect()
 }
 
 fn partial(f: &Fixture) -> SegFile {
@@ -129,7 +132,10 @@ fn assert_verify_names_only(run: &Run, file: &str, words: &str) {
     run.expect_code(1);
     let lines = problems(run);
     assert!(
-        !lines.is_empty() && lines.iter().all(|l| l.starts_with(&format!("problem: {file}"))),
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l.starts_with(&format!("problem: {file}"))),
         "every problem is reported in {file}, and only there:\n{}",
         run.stdout
     );
@@ -227,7 +233,11 @@ fn a_segment_of_the_wrong_size_is_named_not_the_next_one() {
         assert!(!run.stderr.contains(next.as_str()), "{}", run.stderr);
         let (run, _) = restore(&f, damaged, false);
         run.expect_code(255);
-        assert!(run.stderr.contains(&format!("it has {len} bytes")), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("it has {len} bytes")),
+            "{}",
+            run.stderr
+        );
         receive_refuses(&f, 3, damaged);
     }
     std::fs::write(path(&f, damaged), &original).unwrap();
@@ -252,7 +262,11 @@ fn a_name_in_lower_case_is_not_a_wal_file_name() {
     std::fs::write(path(&f, &lower), random_bytes(size, &mut rng)).unwrap();
 
     let run = verify(&f);
-    assert_verify_names_only(&run, &lower, &format!("it spells {upper} in lower-case hex"));
+    assert_verify_names_only(
+        &run,
+        &lower,
+        &format!("it spells {upper} in lower-case hex"),
+    );
     assert_eq!(problems(&run).len(), 1, "{}", run.stdout);
     // dump reads the WAL, which the file is no part of.
     dump(&f).expect_code(0);
@@ -374,7 +388,9 @@ fn a_history_file_that_does_not_parse_or_is_empty_is_named_by_every_command() {
             run.stdout
         );
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("problem: {damaged}"))),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("problem: {damaged}"))),
             "verify still walks timeline 1 and names {damaged}:\n{}",
             run.stdout
         );
@@ -385,7 +401,8 @@ fn a_history_file_that_does_not_parse_or_is_empty_is_named_by_every_command() {
         let (run, target) = restore(&f, history, false);
         run.expect_code(255);
         assert!(
-            run.stderr.contains(&format!("{history} in the archive is damaged"))
+            run.stderr
+                .contains(&format!("{history} in the archive is damaged"))
                 && run.stderr.contains(words),
             "{}",
             run.stderr
