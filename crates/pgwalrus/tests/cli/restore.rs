@@ -286,6 +286,12 @@ fn restore_recovers_a_base_backup_to_a_target_lsn_and_to_the_end_of_the_archive(
         log.contains("from the prefetch spool"),
         "nothing was served from the prefetch spool\n{log}"
     );
+    // PostgreSQL's routine probes for files the archive does not have (the segment after
+    // its end, the next timeline's history file) are answered without `error:`.
+    assert!(
+        log.contains("is not in the archive") && !log.contains("pgwalrus: error:"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -478,6 +484,7 @@ fn restore_stops_recovery_at_a_damaged_segment_and_tells_missing_from_damaged() 
     let run = restore("00000002.history");
     run.expect_code(1);
     assert!(run.stderr.contains("not in the archive"), "{}", run.stderr);
+    assert!(!run.stderr.contains("error:"), "a routine probe: {}", run.stderr);
     restore(&segment_name(1, f.segno_before(end) + 5, f.seg_size)).expect_code(1);
     let run = pgwalrus(&f.home, &["restore", &name, "-D", &archive_text], &[]);
     run.expect_code(255);
