@@ -484,7 +484,11 @@ fn restore_stops_recovery_at_a_damaged_segment_and_tells_missing_from_damaged() 
     let run = restore("00000002.history");
     run.expect_code(1);
     assert!(run.stderr.contains("not in the archive"), "{}", run.stderr);
-    assert!(!run.stderr.contains("error:"), "a routine probe: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("error:"),
+        "a routine probe: {}",
+        run.stderr
+    );
     restore(&segment_name(1, f.segno_before(end) + 5, f.seg_size)).expect_code(1);
     let run = pgwalrus(&f.home, &["restore", &name, "-D", &archive_text], &[]);
     run.expect_code(255);
