@@ -676,6 +676,31 @@ mod tests {
         }
     }
 
+    /// A query answered with FATAL admin_shutdown and a close is a shutdown too; another
+    /// FATAL is a connection closed, with the server's reason.
+    #[tokio::test]
+    async fn a_query_cut_by_admin_shutdown_is_a_shutdown() {
+        for (code, want_shutdown) in [(&b"57P01"[..], true), (b"57P02", false)] {
+            let (mut conn, mut server) = connected().await;
+            let mut raw = b"SFATAL\0VFATAL\0C".to_vec();
+            raw.extend_from_slice(code);
+            raw.extend_from_slice(b"\0Mbye\0\0");
+            let error = ServerError::parse(&raw).unwrap();
+            let script = tokio::spawn(async move {
+                expect_query(&mut server, "IDENTIFY_SYSTEM").await;
+                server
+                    .write_all(&frame(&[BackendMessage::ErrorResponse(error)]))
+                    .await
+                    .unwrap();
+            });
+            let e = conn.identify_system().await.unwrap_err();
+            script.await.unwrap();
+            assert!(e.is_transient(), "{e}");
+            assert_eq!(matches!(e, Error::ShutDown { .. }), want_shutdown, "{e}");
+            assert!(e.server_error().is_some(), "{e}");
+        }
+    }
+
     /// `finish()` sends CopyDone, drops WAL still in flight, and reads to ReadyForQuery.
     #[tokio::test]
     async fn finish_drains_to_ready_for_query() {
