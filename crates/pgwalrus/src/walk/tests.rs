@@ -424,8 +424,9 @@ fn a_file_of_the_wrong_length_is_reported_in_itself_and_not_in_the_next() {
 fn the_newest_partial_must_start_with_its_own_first_page() {
     let seg = SEG.as_u64() as usize;
     let last = wal().len() / seg - 1;
-    // (what the .partial holds, whether it is a problem)
-    let cases: [(&str, fn(&mut Vec<u8>), bool); 4] = [
+    // What the .partial holds, how it is made, whether it is a problem.
+    type Case = (&'static str, fn(&mut Vec<u8>), bool);
+    let cases: [Case; 4] = [
         ("WAL, then zeros", |c| c[300_000..].fill(0), false),
         ("nothing written yet", |c| c.fill(0), false),
         (
