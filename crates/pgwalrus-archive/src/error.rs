@@ -360,6 +360,19 @@ pub enum HeaderProblem {
     },
 }
 
+impl HeaderProblem {
+    /// Whether a crash while the first page was written can leave this: a torn long header
+    /// ([`HeaderProblem::ZeroFields`]) or a compressed stream whose first bytes do not
+    /// decode ([`HeaderProblem::Undecodable`]). Random bytes, a page header without the
+    /// long-header flag and another segment's page are not left by a crash.
+    pub fn may_be_left_by_a_crash(&self) -> bool {
+        matches!(
+            self,
+            HeaderProblem::ZeroFields | HeaderProblem::Undecodable { .. }
+        )
+    }
+}
+
 impl fmt::Display for HeaderProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

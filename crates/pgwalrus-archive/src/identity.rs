@@ -102,7 +102,9 @@ impl ArchiveIdentity {
     /// [`Error::SegSizeMismatch`], naming both values and the file;
     /// [`Error::NotWalHeader`] for a segment, complete or `.partial`, whose first page is
     /// written but is not a long page header, or is the first page of another segment
-    /// ([`HeaderProblem::OtherSegment`]). A `.partial` is resumed from its start, but only
+    /// ([`HeaderProblem::OtherSegment`]), except what a crash can leave at the start of a
+    /// `.partial` ([`HeaderProblem::may_be_left_by_a_crash`]). A `.partial` is resumed from
+    /// its start, but only
     /// the bytes the server sends again are written: resuming into random bytes (or
     /// another segment's copy) would leave them behind the new WAL, in a file that
     /// `restore --partial` and `verify` then refuse.
@@ -140,7 +142,13 @@ impl ArchiveIdentity {
                         });
                     }
                 }
-                Finding::NotWal(problem) => {
+                // What a crash can leave at the start of a `.partial` (a torn long header, a
+                // compressed stream whose first bytes never reached the disk) stays no
+                // evidence: the file is written again from its start. Anything else there
+                // (random bytes, no long header) is not WAL the receiver wrote.
+                Finding::NotWal(problem)
+                    if e.role != Role::Partial || !problem.may_be_left_by_a_crash() =>
+                {
                     return Err(Error::NotWalHeader {
                         path: e.segment.path.clone(),
                         reason: problem.clone(),

@@ -308,3 +308,20 @@ fn judging_headers() {
     torn[24..40].fill(0);
     assert_eq!(judge(&torn), Finding::NotWal(HeaderProblem::ZeroFields));
 }
+
+#[test]
+fn a_torn_long_header_of_a_partial_is_no_evidence_but_stops_a_complete_segment() {
+    let torn = {
+        let mut c = vec![0u8; FULL];
+        let h = long_header(SYSID, SEG.bytes(), 1, seg_start(5));
+        c[..24].copy_from_slice(&h[..24]);
+        c
+    };
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000005.partial"), &torn);
+    identity_of(&fs).check_server(SYSID, SEG).unwrap();
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000005"), &torn);
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert!(matches!(e, Error::NotWalHeader { .. }), "{e}");
+}
