@@ -343,6 +343,14 @@ pub enum HeaderProblem {
     /// A long header whose system identifier or segment size is zero (a torn write of the
     /// first page; the server never writes zeros there).
     ZeroFields,
+    /// A long header of this cluster, but of another segment: its page address is not the
+    /// start of the segment the file's name says (a file copied under another name).
+    OtherSegment {
+        /// The page address in the header.
+        page_addr: Lsn,
+        /// The start of the segment the name says.
+        segment_start: Lsn,
+    },
     /// A compressed file whose first page does not decompress.
     Undecodable {
         /// The file's compression.
@@ -350,6 +358,19 @@ pub enum HeaderProblem {
         /// What stopped decoding.
         problem: StreamEnd,
     },
+}
+
+impl HeaderProblem {
+    /// Whether a crash while the first page was written can leave this: a torn long header
+    /// ([`HeaderProblem::ZeroFields`]) or a compressed stream whose first bytes do not
+    /// decode ([`HeaderProblem::Undecodable`]). Random bytes, a page header without the
+    /// long-header flag and another segment's page are not left by a crash.
+    pub fn may_be_left_by_a_crash(&self) -> bool {
+        matches!(
+            self,
+            HeaderProblem::ZeroFields | HeaderProblem::Undecodable { .. }
+        )
+    }
 }
 
 impl fmt::Display for HeaderProblem {
@@ -360,6 +381,13 @@ impl fmt::Display for HeaderProblem {
             HeaderProblem::ZeroFields => {
                 f.write_str("the long header's system identifier or segment size is zero")
             }
+            HeaderProblem::OtherSegment {
+                page_addr,
+                segment_start,
+            } => write!(
+                f,
+                "its first page is the page at {page_addr} (its header says so), not the start of the segment at {segment_start}"
+            ),
             HeaderProblem::Undecodable {
                 compression,
                 problem,

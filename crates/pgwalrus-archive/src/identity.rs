@@ -17,9 +17,9 @@
 
 use std::path::Path;
 
-use pgwalrus_wal::WalSegSize;
 use pgwalrus_wal::names::Compression;
 use pgwalrus_wal::page::{LONG_HEADER_LEN, PageHeader, PageHeaderError, XLP_LONG_HEADER};
+use pgwalrus_wal::{Lsn, WalSegSize};
 
 use crate::compress::StreamEnd;
 use crate::compress::file::prefix_of_file;
@@ -50,6 +50,9 @@ pub enum Finding {
         seg_size: u32,
         /// `xlp_magic`: identifies the major version that wrote it.
         magic: u16,
+        /// `xlp_pageaddr`: the position of the page, which for a segment's first page is
+        /// the segment's start.
+        page_addr: Lsn,
     },
     /// No evidence: the first page was never written (all zeros), or the file is shorter
     /// than a long page header (decompressed, for a compressed file).
@@ -97,14 +100,21 @@ impl ArchiveIdentity {
     ///
     /// The first of, in evidence order: [`Error::SystemIdMismatch`] or
     /// [`Error::SegSizeMismatch`], naming both values and the file;
-    /// [`Error::NotWalHeader`] for a complete segment whose first page is not a long page
-    /// header (for a `.partial` that is no evidence: it is written again anyway).
+    /// [`Error::NotWalHeader`] for a segment, complete or `.partial`, whose first page is
+    /// written but is not a long page header, or is the first page of another segment
+    /// ([`HeaderProblem::OtherSegment`]), except what a crash can leave at the start of a
+    /// `.partial` ([`HeaderProblem::may_be_left_by_a_crash`]). A `.partial` is resumed from
+    /// its start, but only
+    /// the bytes the server sends again are written: resuming into random bytes (or
+    /// another segment's copy) would leave them behind the new WAL, in a file that
+    /// `restore --partial` and `verify` then refuse.
     pub fn check_server(&self, server_system_id: u64, server_seg_size: WalSegSize) -> Result<()> {
         for e in &self.evidence {
             match &e.finding {
                 Finding::Identified {
                     system_id,
                     seg_size,
+                    page_addr,
                     ..
                 } => {
                     if *system_id != server_system_id {
@@ -121,8 +131,24 @@ impl ArchiveIdentity {
                             server_seg_size,
                         });
                     }
+                    let start = e.segment.name.start_lsn();
+                    if *page_addr != start {
+                        return Err(Error::NotWalHeader {
+                            path: e.segment.path.clone(),
+                            reason: HeaderProblem::OtherSegment {
+                                page_addr: *page_addr,
+                                segment_start: start,
+                            },
+                        });
+                    }
                 }
-                Finding::NotWal(problem) if e.role != Role::Partial => {
+                // What a crash can leave at the start of a `.partial` (a torn long header, a
+                // compressed stream whose first bytes never reached the disk) stays no
+                // evidence: the file is written again from its start. Anything else there
+                // (random bytes, no long header) is not WAL the receiver wrote.
+                Finding::NotWal(problem)
+                    if e.role != Role::Partial || !problem.may_be_left_by_a_crash() =>
+                {
                     return Err(Error::NotWalHeader {
                         path: e.segment.path.clone(),
                         reason: problem.clone(),
@@ -231,6 +257,7 @@ fn judge(bytes: &[u8]) -> Finding {
                         system_id: long.system_id,
                         seg_size: long.seg_size,
                         magic: h.magic,
+                        page_addr: h.page_addr,
                     }
                 }
             }

@@ -26,6 +26,12 @@ pub struct Inventory {
     /// Names shaped like segment names whose segment number cannot exist at the segment
     /// size listed for (written by a cluster with another segment size), with why.
     pub out_of_range: Vec<(OsString, NameError)>,
+    /// Names that are WAL file names only once their hex digits are upper case
+    /// (`000000010000000000000a0b`), with the name they spell. PostgreSQL
+    /// (`IsXLogFileName`), pg_receivewal and pgwalrus read only upper-case names, so such a
+    /// file is never used: a copy made by hand, or one that collides with the real file on a
+    /// case-insensitive file system.
+    pub misspelled: Vec<(OsString, FileName)>,
 }
 
 impl Inventory {
@@ -68,7 +74,11 @@ impl Inventory {
                     e @ (NameError::SegmentOutOfRange { .. }
                     | NameError::BackupOffsetOutOfRange { .. }),
                 ) => inventory.out_of_range.push((os_name, e)),
-                Err(_) => {}
+                Err(_) => {
+                    if let Some(name) = upper_case_spelling(text, seg_size) {
+                        inventory.misspelled.push((os_name, name));
+                    }
+                }
             }
         }
         inventory
@@ -95,6 +105,17 @@ impl Inventory {
     }
 }
 
+/// The file name `text` spells with its leading hex digits in upper case, when that is a
+/// WAL file name and `text` is not.
+fn upper_case_spelling(text: &str, seg_size: WalSegSize) -> Option<FileName> {
+    let digits = text.bytes().take_while(u8::is_ascii_hexdigit).count();
+    let (hex, rest) = text.split_at(digits);
+    if !hex.bytes().any(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    FileName::parse(&format!("{}{rest}", hex.to_ascii_uppercase()), seg_size).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +138,10 @@ mod tests {
             // Segment 0x100 of log 0 exists only with segments smaller than 16 MiB.
             "000000010000000000000100",
             "notes.txt",
+            // Lower-case hex: not WAL file names, whatever they spell.
+            "00000001000000000000000b",
+            "0000000a.history",
+            "deadbeef",
         ] {
             fs.put_file(dir.join(name), b"");
         }
@@ -133,6 +158,21 @@ mod tests {
         assert_eq!(inv.histories.len(), 3);
         assert_eq!(inv.temps.len(), 1);
         assert_eq!(inv.out_of_range.len(), 1);
+        let misspelled: Vec<(String, String)> = inv
+            .misspelled
+            .iter()
+            .map(|(os, name)| (os.to_string_lossy().into_owned(), name.to_string()))
+            .collect();
+        assert_eq!(
+            misspelled,
+            [
+                (
+                    "00000001000000000000000b".to_owned(),
+                    "00000001000000000000000B".to_owned()
+                ),
+                ("0000000a.history".to_owned(), "0000000A.history".to_owned())
+            ]
+        );
         let two = TimeLineId::new(2).unwrap();
         let three = TimeLineId::new(3).unwrap();
         assert_eq!(inv.history(two).unwrap().to_string(), "00000002.history.gz");

@@ -63,7 +63,7 @@ pub struct Gap {
 }
 
 /// The archive, laid out along one timeline's history.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ArchivePlan {
     /// Segment size (from the first long page header found, or given).
     pub seg_size: WalSegSize,
@@ -78,6 +78,14 @@ pub struct ArchivePlan {
     pub segments: Vec<PlannedSegment>,
     /// Missing runs between the first and the last planned segment.
     pub gaps: Vec<Gap>,
+    /// History files of the archive that cannot be read or do not parse (empty ones
+    /// included), each as [`PlanError::BadHistory`] or [`PlanError::Archive`] naming the
+    /// file. The newest timeline is chosen among the readable ones; when the target's own
+    /// file is here, the plan follows the target alone.
+    pub damaged_histories: Vec<PlanError>,
+    /// Files named like WAL files but in lower-case hex, which nothing reads
+    /// ([`Inventory::misspelled`]).
+    pub misspelled: Vec<(std::ffi::OsString, FileName)>,
 }
 
 /// Finds the segment size of an archive from the long header of its first segment file
@@ -89,6 +97,27 @@ pub struct ArchivePlan {
 /// # Errors
 /// [`PlanError::Archive`] listing the directory or opening or reading a file.
 pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSegSize>> {
+    Ok(detect_origin(fs, dir)?.map(|o| o.seg_size))
+}
+
+/// Where an archive's WAL comes from, as the first segment file with a long header says
+/// (see [`detect_seg_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The segment size.
+    pub seg_size: WalSegSize,
+    /// The database system identifier.
+    pub system_id: u64,
+    /// The file it was read from.
+    pub file: SegmentName,
+}
+
+/// The segment size and system identifier of an archive, from the file
+/// [`detect_seg_size`] reads.
+///
+/// # Errors
+/// As for [`detect_seg_size`].
+pub fn detect_origin<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<Origin>> {
     // Listed at the smallest size: a name valid at any size is valid there.
     let inventory = Inventory::list(fs, dir, WalSegSize::MIN)?;
     for &name in &inventory.segments {
@@ -97,10 +126,18 @@ pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSeg
             Some(compression) => identity::first_page_compressed(fs, &path, compression)?,
             None => identity::first_page(fs, &path)?,
         };
-        if let Finding::Identified { seg_size, .. } = finding
-            && let Ok(size) = WalSegSize::new(seg_size)
+        if let Finding::Identified {
+            seg_size,
+            system_id,
+            ..
+        } = finding
+            && let Ok(seg_size) = WalSegSize::new(seg_size)
         {
-            return Ok(Some(size));
+            return Ok(Some(Origin {
+                seg_size,
+                system_id,
+                file: name,
+            }));
         }
     }
     Ok(None)
@@ -110,8 +147,9 @@ pub fn detect_seg_size<F: ArchiveFs>(fs: &F, dir: &Path) -> Result<Option<WalSeg
 /// history file in the archive).
 ///
 /// # Errors
-/// [`PlanError::Archive`] reading the directory or a history file;
-/// [`PlanError::BadHistory`] for a history file that does not parse.
+/// [`PlanError::Archive`] listing the directory. A history file that cannot be read or
+/// does not parse is not an error of the plan: it is listed in
+/// [`ArchivePlan::damaged_histories`].
 pub fn plan<F: ArchiveFs>(
     fs: &F,
     dir: &Path,
@@ -134,28 +172,42 @@ pub fn plan<F: ArchiveFs>(
             files.insert(key, (segment, inventory.path(segment)));
         }
     }
-    for history in &inventory.histories {
-        newest = newest.max(history.tli());
-    }
     for tli in inventory.histories.iter().map(HistoryName::tli) {
         // A plain copy wins; a compressed one alone is read decompressed.
         if let Some(name) = inventory.history(tli) {
             history_files.insert(tli, inventory.path(name));
         }
     }
+    // Every history file is read, so that a damaged one is named even when the walk does
+    // not follow its timeline (an empty `00000002.history` beside timeline 1's segments).
+    let mut histories: BTreeMap<TimeLineId, TimelineHistory> = BTreeMap::new();
+    let mut damaged_histories = Vec::new();
+    for (&tli, path) in &history_files {
+        match read_history(fs, tli, path) {
+            Ok(history) => {
+                histories.insert(tli, history);
+            }
+            Err(e) => damaged_histories.push(e),
+        }
+    }
+    // A damaged history file does not make its timeline the newest: the walk follows the
+    // newest timeline it can read the history of (and names the damaged file).
+    for history in &inventory.histories {
+        if histories.contains_key(&history.tli()) {
+            newest = newest.max(history.tli());
+        }
+    }
     let target = target.unwrap_or(newest);
     let (history, history_found) = if target == TimeLineId::ONE {
         (TimelineHistory::without_parents(target), true)
-    } else if let Some(path) = history_files.get(&target) {
-        let content = read_plain(fs, path)?;
-        let parsed =
-            TimelineHistory::parse(target, &content).map_err(|source| PlanError::BadHistory {
-                path: path.clone(),
-                source,
-            })?;
-        (parsed, true)
+    } else if let Some(history) = histories.get(&target) {
+        (history.clone(), true)
     } else {
-        (TimelineHistory::without_parents(target), false)
+        // Missing, or damaged (then it is in `damaged_histories`, and not also "missing").
+        (
+            TimelineHistory::without_parents(target),
+            history_files.contains_key(&target),
+        )
     };
 
     // The first segment each timeline of the history serves, newest first.
@@ -204,6 +256,17 @@ pub fn plan<F: ArchiveFs>(
         history_found,
         segments,
         gaps,
+        damaged_histories,
+        misspelled: inventory.misspelled.clone(),
+    })
+}
+
+/// Reads and parses the history file of `tli` at `path`.
+fn read_history<F: ArchiveFs>(fs: &F, tli: TimeLineId, path: &Path) -> Result<TimelineHistory> {
+    let content = read_plain(fs, path)?;
+    TimelineHistory::parse(tli, &content).map_err(|source| PlanError::BadHistory {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -438,6 +501,47 @@ mod tests {
             detect_seg_size(&fs, &dir).unwrap(),
             Some(WalSegSize::DEFAULT)
         );
+    }
+
+    #[test]
+    fn damaged_history_files_are_named_and_do_not_choose_the_timeline() {
+        let names = [seg(1, 2).to_string(), seg(1, 3).to_string()];
+        let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        // An empty file of timeline 2 and one of timeline 3 that does not parse.
+        files.push(("00000002.history", b""));
+        files.push(("00000003.history", b"1\tnot-a-position\tx\n"));
+        let (fs, dir) = dir_with(&files);
+        let plan = plan(&fs, &dir, WalSegSize::DEFAULT, None).unwrap();
+        assert_eq!(plan.target, TimeLineId::ONE, "the newest readable timeline");
+        assert_eq!(plan.segments.len(), 2);
+        let damaged: Vec<String> = plan
+            .damaged_histories
+            .iter()
+            .map(|e| match e {
+                PlanError::BadHistory { path, .. } => path.display().to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            damaged,
+            ["/archive/00000002.history", "/archive/00000003.history"]
+        );
+        // Asked for explicitly, a timeline whose file is damaged is followed alone, and its
+        // file is not also "missing".
+        let plan = plan_of(&fs, &dir, 2);
+        assert_eq!(plan.target.get(), 2);
+        assert!(plan.history_found);
+        assert!(plan.history.entries().is_empty());
+    }
+
+    fn plan_of(fs: &SimFs, dir: &Path, tli: u32) -> ArchivePlan {
+        plan(
+            fs,
+            dir,
+            WalSegSize::DEFAULT,
+            Some(TimeLineId::new(tli).unwrap()),
+        )
+        .unwrap()
     }
 
     #[test]

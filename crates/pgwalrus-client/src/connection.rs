@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use pgwalrus_proto::query::{QueryOutcome, QueryStep, ResultSet, SimpleQuery};
 use pgwalrus_proto::startup::{AuthMethod, BackendKey};
-use pgwalrus_proto::{BackendMessage, Severity, frontend};
+use pgwalrus_proto::{BackendMessage, Severity, SqlState, frontend};
 
 use crate::config::HostSpec;
 use crate::error::Error;
@@ -169,9 +169,16 @@ impl Connection {
             let msg = match self.next_message().await {
                 Ok(m) => m,
                 Err(Error::Closed { target, .. }) => {
-                    return Err(Error::Closed {
-                        target,
-                        last_error: q.take_error().map(Box::new),
+                    let last_error = q.take_error().map(Box::new);
+                    // admin_shutdown before the close: the server is shutting down (as
+                    // for a stream, see `ReplicationStream`), decided by SQLSTATE.
+                    let shut_down = last_error
+                        .as_deref()
+                        .is_some_and(|e| e.code == SqlState::ADMIN_SHUTDOWN);
+                    return Err(if shut_down {
+                        Error::ShutDown { target, last_error }
+                    } else {
+                        Error::Closed { target, last_error }
                     });
                 }
                 Err(e) => return Err(e),

@@ -165,6 +165,22 @@ pub enum Error {
         #[source]
         last_error: Option<Box<ServerError>>,
     },
+    /// The server ended the connection on purpose: a walsender whose server shuts down
+    /// ends streaming (a bare `CommandComplete`, or after `CopyDone`) and closes, and a
+    /// session an administrator ends gets FATAL with SQLSTATE `57P01` (admin_shutdown),
+    /// which a fast shutdown sends too. Decided by the messages that came before the end of
+    /// the stream and by the SQLSTATE constant, never by the server's wording. Transient,
+    /// like [`Error::Closed`].
+    #[error(
+        "server {target} ended the connection: it is shutting down (or an administrator ended the session)"
+    )]
+    ShutDown {
+        /// `address:port` or the socket path.
+        target: String,
+        /// The server's error, when it sent one (`57P01`).
+        #[source]
+        last_error: Option<Box<ServerError>>,
+    },
     /// A request could not be encoded (a NUL byte in a query, a slot name with `"`…);
     /// nothing was sent.
     #[error("invalid request")]
@@ -232,7 +248,9 @@ impl Error {
         match self {
             Error::Server(e) => Some(e),
             Error::Startup { source, .. } => source.server_error(),
-            Error::Closed { last_error, .. } => last_error.as_deref(),
+            Error::Closed { last_error, .. } | Error::ShutDown { last_error, .. } => {
+                last_error.as_deref()
+            }
             Error::AllFailed { attempts } => attempts.iter().rev().find_map(Error::server_error),
             _ => None,
         }
@@ -274,7 +292,10 @@ impl Error {
             Error::Resolve { error, .. }
             | Error::Connect { error, .. }
             | Error::Io { error, .. } => io_is_transient(error),
-            Error::Timeout { .. } | Error::Closed { .. } | Error::SessionAttrs { .. } => true,
+            Error::Timeout { .. }
+            | Error::Closed { .. }
+            | Error::ShutDown { .. }
+            | Error::SessionAttrs { .. } => true,
             Error::Startup { source, .. } => {
                 source.server_error().is_some_and(ServerError::is_transient)
             }
@@ -347,6 +368,7 @@ impl Error {
             | Error::SessionAttrs { target, .. }
             | Error::Io { target, .. }
             | Error::Closed { target, .. }
+            | Error::ShutDown { target, .. }
             | Error::Protocol { target, .. }
             | Error::Unexpected { target, .. } => Some(target),
             Error::Resolve { host, .. } => Some(host),

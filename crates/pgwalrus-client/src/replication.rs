@@ -14,7 +14,7 @@ use pgwalrus_proto::replication::commands;
 use pgwalrus_proto::replication::{
     EndOfTimeline, HotStandbyFeedback, PgTimestamp, StandbyStatusUpdate, WalSenderMessage,
 };
-use pgwalrus_proto::{BackendMessage, frontend};
+use pgwalrus_proto::{BackendMessage, SqlState, frontend};
 use pgwalrus_wal::{Lsn, TimeLineId};
 
 use crate::connection::{Answer, Connection};
@@ -338,13 +338,23 @@ impl ReplicationStream {
         match self.conn.next_message().await {
             Ok(m) => Ok(m),
             Err(Error::Closed { target, last_error }) => {
-                let last_error = match &mut self.state {
-                    State::Draining(q) => q.take_error().map(Box::new),
-                    _ => None,
-                }
-                .or(last_error);
+                // The server ended copy mode before it closed (a walsender does so when its
+                // server shuts down), or its last word was admin_shutdown: a shutdown, not a
+                // connection lost.
+                let (drained_error, ended_copy) = match &mut self.state {
+                    State::Draining(q) => (q.take_error().map(Box::new), true),
+                    _ => (None, false),
+                };
+                let last_error = drained_error.or(last_error);
                 self.state = State::Failed;
-                Err(Error::Closed { target, last_error })
+                let admin_shutdown = last_error
+                    .as_deref()
+                    .is_some_and(|e| e.code == SqlState::ADMIN_SHUTDOWN);
+                if admin_shutdown || (ended_copy && last_error.is_none()) {
+                    Err(Error::ShutDown { target, last_error })
+                } else {
+                    Err(Error::Closed { target, last_error })
+                }
             }
             Err(e) => {
                 self.state = State::Failed;
@@ -392,7 +402,7 @@ mod tests {
 
     use bytes::BytesMut;
     use pgwalrus_proto::replication::{PrimaryKeepalive, XLogData};
-    use pgwalrus_proto::{CopyResponse, DataRow, FieldDescription, TransactionStatus};
+    use pgwalrus_proto::{CopyResponse, DataRow, FieldDescription, ServerError, TransactionStatus};
     use tokio::io::{AsyncWriteExt, DuplexStream};
 
     use super::*;
@@ -590,9 +600,10 @@ mod tests {
         script.await.unwrap();
     }
 
-    /// At shutdown the walsender ends copy mode with a bare CommandComplete and closes.
+    /// At shutdown the walsender ends copy mode with a bare CommandComplete and closes: a
+    /// shutdown, not a connection lost.
     #[tokio::test]
-    async fn shutdown_ends_with_a_transient_closed_error() {
+    async fn shutdown_ends_with_a_transient_shut_down_error() {
         let (conn, mut server) = connected().await;
         let script = tokio::spawn(async move {
             expect_query(
@@ -614,9 +625,80 @@ mod tests {
             .unwrap();
         script.await.unwrap();
         let e = stream.next().await.unwrap_err();
-        assert!(matches!(e, Error::Closed { .. }) && e.is_transient(), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::ShutDown {
+                    last_error: None,
+                    ..
+                }
+            ) && e.is_transient(),
+            "{e}"
+        );
         assert_eq!(stream.next().await.unwrap(), None);
         assert!(stream.into_connection().is_err());
+    }
+
+    /// How a stream that ends with the connection is told: by what the server sent
+    /// before closing, and the SQLSTATE of its error, never by the error's text.
+    #[tokio::test]
+    async fn a_closed_stream_is_a_shutdown_only_after_admin_shutdown_or_a_clean_end() {
+        // FATAL 57P01 (admin_shutdown, worded in another language here), then the close.
+        let shutdown = ServerError::parse(b"SFATAL\0VFATAL\0C57P01\0Mau revoir\0\0").unwrap();
+        // FATAL with another SQLSTATE, then the close: a connection lost, with its reason.
+        let other = ServerError::parse(b"SFATAL\0VFATAL\0C57P02\0Mcrash\0\0").unwrap();
+        for (last, want_shutdown) in [(Some(shutdown), true), (Some(other), false), (None, false)] {
+            let (conn, mut server) = connected().await;
+            let sent = last.clone();
+            let script = tokio::spawn(async move {
+                expect_query(&mut server, "START_REPLICATION PHYSICAL 0/0 TIMELINE 1").await;
+                server.write_all(&copy_both()).await.unwrap();
+                if let Some(e) = sent {
+                    server
+                        .write_all(&frame(&[BackendMessage::ErrorResponse(e)]))
+                        .await
+                        .unwrap();
+                }
+            });
+            let mut stream = conn
+                .start_physical(None, Lsn::INVALID, TimeLineId::ONE)
+                .await
+                .unwrap();
+            script.await.unwrap();
+            let e = stream.next().await.unwrap_err();
+            assert!(e.is_transient(), "{e}");
+            assert_eq!(matches!(e, Error::ShutDown { .. }), want_shutdown, "{e}");
+            assert_eq!(
+                e.server_error().map(ServerError::code),
+                last.as_ref().map(ServerError::code),
+                "{e}"
+            );
+        }
+    }
+
+    /// A query answered with FATAL admin_shutdown and a close is a shutdown too; another
+    /// FATAL is a connection closed, with the server's reason.
+    #[tokio::test]
+    async fn a_query_cut_by_admin_shutdown_is_a_shutdown() {
+        for (code, want_shutdown) in [(&b"57P01"[..], true), (b"57P02", false)] {
+            let (mut conn, mut server) = connected().await;
+            let mut raw = b"SFATAL\0VFATAL\0C".to_vec();
+            raw.extend_from_slice(code);
+            raw.extend_from_slice(b"\0Mbye\0\0");
+            let error = ServerError::parse(&raw).unwrap();
+            let script = tokio::spawn(async move {
+                expect_query(&mut server, "IDENTIFY_SYSTEM").await;
+                server
+                    .write_all(&frame(&[BackendMessage::ErrorResponse(error)]))
+                    .await
+                    .unwrap();
+            });
+            let e = conn.identify_system().await.unwrap_err();
+            script.await.unwrap();
+            assert!(e.is_transient(), "{e}");
+            assert_eq!(matches!(e, Error::ShutDown { .. }), want_shutdown, "{e}");
+            assert!(e.server_error().is_some(), "{e}");
+        }
     }
 
     /// `finish()` sends CopyDone, drops WAL still in flight, and reads to ReadyForQuery.

@@ -79,14 +79,21 @@ pub(crate) async fn prepare<F: EngineFs, S: ConnectionSource>(
     let scan = resume::scan(fs, &settings.dir, seg_size).map_err(archive_error)?;
     let evidence = identity::inspect(fs, &scan).map_err(archive_error)?;
     evidence.check_server(identity.system_id, seg_size).map_err(|e| {
-        SessionError::fatal(
-            StopKind::OtherCluster,
-            Error::context(e, format!(
+        // Another cluster's header, or no WAL header at all (random bytes, another
+        // segment's copy): both stop before anything is touched, worded for which it is.
+        let context = if e.is_cluster_mismatch() {
+            format!(
                 "archive directory \"{}\" holds WAL of another cluster than server {} (nothing was changed)",
                 settings.dir.display(),
                 conn.target()
-            )),
-        )
+            )
+        } else {
+            format!(
+                "archive directory \"{}\" holds a segment file that is not the WAL its name says, which streaming would resume into or after (nothing was changed; move the file aside)",
+                settings.dir.display()
+            )
+        };
+        SessionError::fatal(StopKind::OtherCluster, Error::context(e, context))
     })?;
     let mut start = Start {
         settings,
@@ -278,11 +285,16 @@ impl<F: EngineFs> Start<'_, F> {
     async fn check_histories(&mut self) -> Result<(), SessionError> {
         for &name in &self.inventory.histories {
             let tli = name.tli();
-            if tli == TimeLineId::ONE || tli > self.server_history.tli {
+            if tli == TimeLineId::ONE {
+                continue;
+            }
+            // Every history file must parse, a future timeline's too: a damaged one is
+            // named now, before anything is touched, not when the server gets there.
+            let local = self.local_history(&name)?;
+            if tli > self.server_history.tli {
                 continue;
             }
             let path = self.settings.dir.join(name.to_string());
-            let local = self.local_history(&name)?;
             let server = if tli == self.server_history.tli {
                 self.server_history.get(&mut self.conn).await?.cloned()
             } else {

@@ -86,6 +86,18 @@ pub enum HistoryError {
         /// The newest ancestor listed.
         tli: TimeLineId,
     },
+    /// A history file of a timeline above 1 with no entries (empty, or only blank and
+    /// comment lines). The server never writes one: every timeline above 1 branched off a
+    /// parent, which its file names. PostgreSQL's reader takes such a file for "no parents"
+    /// and recovery then fails far from the file (the new timeline "is not a child" of the
+    /// one being recovered), so it is refused here, where the file can be named.
+    #[error(
+        "history of timeline {target} has no entries (a timeline above 1 always names the timeline it branched off)"
+    )]
+    NoEntries {
+        /// The timeline whose history this is.
+        target: TimeLineId,
+    },
     /// A reason with a line break, which the file format cannot hold.
     #[error("history entry for timeline {tli}: the reason {reason:?} contains a line break")]
     ReasonHasLineBreak {
@@ -158,7 +170,8 @@ impl TimelineHistory {
     /// [`HistoryError::ExpectedSwitchPoint`] or [`HistoryError::InvalidSwitchPoint`] for a
     /// malformed line; [`HistoryError::NotIncreasing`] when parent timelines do not
     /// strictly increase; [`HistoryError::NotOlderThanTarget`] when the newest parent is
-    /// not below `target`.
+    /// not below `target`; [`HistoryError::NoEntries`] for a timeline above 1 whose file
+    /// has no entries (stricter than the server, see the variant).
     #[doc(alias = "readTimeLineHistory")]
     pub fn parse(target: TimeLineId, contents: &[u8]) -> Result<Self, HistoryError> {
         let mut entries: Vec<HistoryEntry> = Vec::new();
@@ -177,6 +190,9 @@ impl TimelineHistory {
                 });
             }
             entries.push(entry);
+        }
+        if entries.is_empty() && target != TimeLineId::ONE {
+            return Err(HistoryError::NoEntries { target });
         }
         check_older_than_target(target, &entries)?;
         Ok(TimelineHistory { target, entries })

@@ -12,6 +12,20 @@ pub struct Failure {
     pub exit: Exit,
     /// The error, with its source chain.
     pub error: anyhow::Error,
+    /// How `main` prints it.
+    pub report: Report,
+}
+
+/// How a failure is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Report {
+    /// `pgwalrus: error: …`.
+    #[default]
+    Error,
+    /// `pgwalrus: …`, no `error:`: an answer the caller expects routinely, such as
+    /// `restore`'s "not in the archive" for the files PostgreSQL probes for (several per
+    /// recovery), which its log should not show as errors.
+    Info,
 }
 
 impl Failure {
@@ -20,6 +34,7 @@ impl Failure {
         Self {
             exit,
             error: error.into(),
+            report: Report::Error,
         }
     }
 
@@ -31,6 +46,16 @@ impl Failure {
         Self {
             exit,
             error: anyhow::Error::msg(message),
+            report: Report::Error,
+        }
+    }
+
+    /// The same failure, printed without `error:` ([`Report::Info`]).
+    #[must_use]
+    pub fn informational(self) -> Self {
+        Self {
+            report: Report::Info,
+            ..self
         }
     }
 }

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use pgwalrus::cli::{Cli, Command};
 use pgwalrus::exit::Exit;
+use pgwalrus::failure::Report;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -46,7 +47,10 @@ fn main() -> ExitCode {
         Ok(()) => Exit::Ok.into(),
         Err(failure) => {
             // Reported once, here, in the form PostgreSQL's own tools use.
-            let _ = writeln!(std::io::stderr().lock(), "pgwalrus: error: {failure}");
+            let _ = match failure.report {
+                Report::Error => writeln!(std::io::stderr().lock(), "pgwalrus: error: {failure}"),
+                Report::Info => writeln!(std::io::stderr().lock(), "pgwalrus: {failure}"),
+            };
             failure.exit.into()
         }
     }

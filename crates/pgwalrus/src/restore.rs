@@ -206,9 +206,12 @@ fn abort(message: String) -> Failure {
     )
 }
 
-/// "Not in the archive": recovery may move on.
+/// "Not in the archive": recovery may move on. PostgreSQL asks for files that do not
+/// exist as a matter of course (the next timeline's history file, the segment after the
+/// archive's end: several per recovery), and its documentation asks only for a non-zero
+/// status then; the line says what was looked for, without calling it an error.
 fn not_found(message: String) -> Failure {
-    Failure::msg(Exit::NOT_IN_ARCHIVE, message)
+    Failure::msg(Exit::NOT_IN_ARCHIVE, message).informational()
 }
 
 fn stage(fs: &StdFs, asked: &str, target: &Path) -> Result<StagedFile<std::fs::File>, Failure> {

@@ -21,7 +21,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use pgwalrus_archive::StdFs;
-use pgwalrus_archive::plan::{ArchivePlan, PlanError, PlannedSegment, detect_seg_size, plan};
+use pgwalrus_archive::plan::{ArchivePlan, PlanError, PlannedSegment, detect_origin, plan};
+use pgwalrus_client::error_chain;
 use pgwalrus_wal::decoder::Expectations;
 use pgwalrus_wal::names::{FileName, HistoryName, SegmentName};
 use pgwalrus_wal::record::{Record, RecordView};
@@ -157,7 +158,7 @@ fn run(
             format!("could not access directory \"{}\"", dir.display()),
         ));
     }
-    let seg_size = detect_seg_size(&fs, dir)
+    let origin = detect_origin(&fs, dir)
         .map_err(|e| Failure::new(Exit::Config, e))?
         .ok_or_else(|| {
             Failure::msg(
@@ -165,10 +166,8 @@ fn run(
                 format!("no WAL segment files in \"{}\"", dir.display()),
             )
         })?;
-    let plan = plan(&fs, dir, seg_size, options.timeline).map_err(|e| match e {
-        PlanError::BadHistory { .. } => Failure::new(Exit::Config, e),
-        other => Failure::new(Exit::Io, other),
-    })?;
+    let seg_size = origin.seg_size;
+    let plan = plan(&fs, dir, seg_size, options.timeline).map_err(|e| Failure::new(Exit::Io, e))?;
     let mut summary = Summary {
         timeline: Some(plan.target),
         ..Summary::default()
@@ -177,6 +176,45 @@ fn run(
         summary.problems += 1;
         on_event(Event::Problem(&problem));
     };
+
+    for damaged in &plan.damaged_histories {
+        let file = match damaged {
+            PlanError::BadHistory { path, .. } => path.file_name(),
+            PlanError::Archive(e) => e.path().and_then(Path::file_name),
+            _ => None,
+        };
+        report(
+            &mut summary,
+            Problem {
+                file: file.map(|f| f.to_string_lossy().into_owned()),
+                offset: None,
+                lsn: None,
+                message: error_chain(damaged).to_string(),
+            },
+            &mut on_event,
+        );
+    }
+
+    // A file whose name is a WAL file name only in upper case is read by nothing
+    // (PostgreSQL, pg_receivewal and pgwalrus all want upper-case hex): worth an operator's
+    // look in `verify`, which judges the archive; `dump` only reads its WAL.
+    if matches!(mode, Mode::Check { .. }) {
+        for (os_name, spelled) in &plan.misspelled {
+            let file = os_name.to_string_lossy().into_owned();
+            report(
+                &mut summary,
+                Problem {
+                    message: format!(
+                        "not a WAL file name: it spells {spelled} in lower-case hex, and PostgreSQL and pgwalrus read only upper-case names, so this file is never read"
+                    ),
+                    file: Some(file),
+                    offset: None,
+                    lsn: None,
+                },
+                &mut on_event,
+            );
+        }
+    }
 
     if !plan.history_found {
         let name = FileName::from(HistoryName::new(plan.target)).to_string();
@@ -227,7 +265,11 @@ fn run(
         dir,
         segments: &segments,
         seg_size,
-        expectations: Expectations::default().with_history(plan.history.clone()),
+        // Every long header must name the cluster of the archive's first segment: a file of
+        // another cluster is reported where it is, a `.partial` included.
+        expectations: Expectations::default()
+            .with_history(plan.history.clone())
+            .with_system_id(origin.system_id),
         start: options.start,
     };
     if let Mode::Check {

@@ -65,7 +65,8 @@ fn reads_the_newest_and_oldest_complete_segments_and_written_partials() {
             Finding::Identified {
                 system_id: SYSID,
                 seg_size: SEG.bytes(),
-                magic: 0xD110
+                magic: 0xD110,
+                page_addr: e.segment.name.start_lsn(),
             }
         );
     }
@@ -156,37 +157,36 @@ fn segment_size_mismatch_is_reported() {
 
 #[test]
 fn compressed_files_are_read_too() {
-    let header = |id| {
+    // The first page of segment `segno`, of system `id`.
+    let header = |id, segno| {
         let mut seg = vec![0u8; FULL];
-        seg[..40].copy_from_slice(&long_header(id, SEG.bytes(), 1, seg_start(5)));
+        seg[..40].copy_from_slice(&long_header(id, SEG.bytes(), 1, seg_start(segno)));
         seg
     };
     let fs = sim();
     fs.put_file(
         dir_path("000000010000000000000005.zst"),
-        &compressed(Compression::Zstd, &header(SYSID)),
+        &compressed(Compression::Zstd, &header(SYSID, 5)),
     );
     // A crash cut this one after its first page: still evidence.
     fs.put_file(
         dir_path("000000010000000000000006.gz.partial"),
-        &compressed_unfinished(Compression::Gzip, &header(SYSID)[..8192]),
+        &compressed_unfinished(Compression::Gzip, &header(SYSID, 6)[..8192]),
     );
     // Cut before 40 bytes: no evidence.
     fs.put_file(
         dir_path("000000010000000000000007.lz4.partial"),
-        &compressed_unfinished(Compression::Lz4, &header(SYSID)[..20]),
+        &compressed_unfinished(Compression::Lz4, &header(SYSID, 7)[..20]),
     );
     let id = identity_of(&fs);
     let findings: Vec<_> = id.evidence.iter().map(|e| e.finding.clone()).collect();
-    let identified = Finding::Identified {
+    let identified = |segno| Finding::Identified {
         system_id: SYSID,
         seg_size: SEG.bytes(),
         magic: 0xD110,
+        page_addr: seg_start(segno),
     };
-    assert_eq!(
-        findings,
-        [identified.clone(), identified, Finding::Unwritten]
-    );
+    assert_eq!(findings, [identified(5), identified(6), Finding::Unwritten]);
     id.check_server(SYSID, SEG).unwrap();
     let e = id.check_server(OTHER, SEG).unwrap_err();
     assert!(matches!(e, Error::SystemIdMismatch { .. }), "{e}");
@@ -199,7 +199,7 @@ fn compressed_files_are_read_too() {
     let fs = sim();
     fs.put_file(
         dir_path("000000010000000000000006.lz4.partial"),
-        &compressed(Compression::Lz4, &header(OTHER)[..4096]),
+        &compressed(Compression::Lz4, &header(OTHER, 6)[..4096]),
     );
     let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
     assert!(e.is_cluster_mismatch(), "{e}");
@@ -235,7 +235,7 @@ fn a_complete_compressed_segment_that_does_not_decompress_stops() {
 }
 
 #[test]
-fn garbage_at_the_start_of_a_complete_segment_stops_but_not_in_a_partial() {
+fn garbage_at_the_start_of_a_segment_stops_complete_or_partial() {
     let garbage = {
         let mut g = vec![0u8; FULL];
         g[..40].copy_from_slice(&[0xFF; 40]);
@@ -250,7 +250,43 @@ fn garbage_at_the_start_of_a_complete_segment_stops_but_not_in_a_partial() {
     fs.put_file(dir_path("000000010000000000000005.partial"), &garbage);
     let id = identity_of(&fs);
     assert!(matches!(id.evidence[0].finding, Finding::NotWal(_)));
-    id.check_server(SYSID, SEG).unwrap();
+    // Resuming into it would leave the garbage behind the WAL streamed again.
+    let e = id.check_server(SYSID, SEG).unwrap_err();
+    assert!(matches!(e, Error::NotWalHeader { .. }), "{e}");
+    assert!(
+        e.to_string().contains("000000010000000000000005.partial"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_segment_whose_first_page_is_of_another_segment_stops() {
+    // This cluster's long header, but the page of segment 4 under the name of segment 5.
+    for name in [
+        "000000010000000000000005",
+        "000000010000000000000005.partial",
+    ] {
+        let fs = sim();
+        put_segment(&fs, name, 4, Some(SYSID), FULL);
+        fs.put_file(dir_path(name), &{
+            let mut c = vec![0u8; FULL];
+            let h = long_header(SYSID, SEG.bytes(), 1, seg_start(4));
+            c[..h.len()].copy_from_slice(&h);
+            c
+        });
+        let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NotWalHeader {
+                    reason: HeaderProblem::OtherSegment { .. },
+                    ..
+                }
+            ),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains(name), "{e}");
+    }
 }
 
 #[test]
@@ -271,4 +307,21 @@ fn judging_headers() {
     let mut torn = good.clone();
     torn[24..40].fill(0);
     assert_eq!(judge(&torn), Finding::NotWal(HeaderProblem::ZeroFields));
+}
+
+#[test]
+fn a_torn_long_header_of_a_partial_is_no_evidence_but_stops_a_complete_segment() {
+    let torn = {
+        let mut c = vec![0u8; FULL];
+        let h = long_header(SYSID, SEG.bytes(), 1, seg_start(5));
+        c[..24].copy_from_slice(&h[..24]);
+        c
+    };
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000005.partial"), &torn);
+    identity_of(&fs).check_server(SYSID, SEG).unwrap();
+    let fs = sim();
+    fs.put_file(dir_path("000000010000000000000005"), &torn);
+    let e = identity_of(&fs).check_server(SYSID, SEG).unwrap_err();
+    assert!(matches!(e, Error::NotWalHeader { .. }), "{e}");
 }

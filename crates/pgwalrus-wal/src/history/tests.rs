@@ -116,6 +116,25 @@ fn no_parents() {
 }
 
 #[test]
+fn a_file_of_a_later_timeline_without_entries_is_refused() {
+    // Empty, or blank and comment lines only: the server never writes such a file, and
+    // PostgreSQL's own reader would take it for "no parents".
+    for content in [&b""[..], b"\n", b"# nothing\n  \n"] {
+        assert_eq!(
+            TimelineHistory::parse(tli(2), content),
+            Err(HistoryError::NoEntries { target: tli(2) }),
+            "{content:?}"
+        );
+    }
+    // `without_parents` still builds the history of a timeline whose file is missing.
+    assert!(
+        TimelineHistory::without_parents(tli(2))
+            .entries()
+            .is_empty()
+    );
+}
+
+#[test]
 fn accepts_what_the_server_reader_accepts() {
     let variants: [&[u8]; 7] = [
         b"1\t0/3000000\tno recovery target specified\n",

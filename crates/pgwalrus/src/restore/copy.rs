@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use pgwalrus_archive::identity::{Finding, first_page, first_page_compressed};
+use pgwalrus_archive::plan::detect_origin;
 use pgwalrus_archive::{ArchiveFile, ArchiveFs, ArchiveStream, Error as ArchiveError, reader};
 use pgwalrus_client::error_chain;
 use pgwalrus_wal::history::TimelineHistory;
@@ -76,11 +77,18 @@ pub(crate) fn copy_segment<F: ArchiveFs, O: ArchiveFile>(
     }
     .map_err(|e| archive_problem(&e))?;
     let seg_size = match finding {
-        Finding::Identified { seg_size, .. } => WalSegSize::new(seg_size).map_err(|e| {
-            Problem::Damaged(format!(
-                "its first page gives a segment size of {seg_size} bytes: {e}"
-            ))
-        })?,
+        Finding::Identified {
+            seg_size,
+            system_id,
+            ..
+        } => {
+            same_system(fs, dir, system_id)?;
+            WalSegSize::new(seg_size).map_err(|e| {
+                Problem::Damaged(format!(
+                    "its first page gives a segment size of {seg_size} bytes: {e}"
+                ))
+            })?
+        }
         Finding::Unwritten if found.is_partial() => {
             return Err(Problem::NoWal(format!(
                 "{} holds no WAL yet (its first page was never written)",
@@ -88,10 +96,21 @@ pub(crate) fn copy_segment<F: ArchiveFs, O: ArchiveFile>(
             )));
         }
         Finding::Unwritten => {
-            return Err(Problem::Damaged(
-                "its first page was never written (zeros, or fewer bytes than a page header)"
-                    .to_owned(),
-            ));
+            // An empty or cut file is named by its length, the first thing to compare.
+            let len = match found.compression() {
+                None => fs.file_len(&path).ok(),
+                Some(_) => None,
+            };
+            return Err(Problem::Damaged(match len {
+                Some(0) => "it has 0 bytes: it is empty".to_owned(),
+                Some(len) => format!(
+                    "it has {len} bytes, and its first page was never written (zeros, or fewer bytes than a page header)"
+                ),
+                None => {
+                    "its first page was never written (zeros, or fewer bytes than a page header)"
+                        .to_owned()
+                }
+            }));
         }
         Finding::NotWal(problem) => {
             return Err(Problem::Damaged(format!(
@@ -251,6 +270,29 @@ pub(crate) fn read_history<F: ArchiveFs>(
     .ok()??;
     let content = reader::read_file(fs, dir, &found).ok()?;
     TimelineHistory::parse(tli, &content).ok()
+}
+
+/// The file's long header must name the database system of the archive's first segment
+/// (the one `verify` checks every file against): a `.partial` of another cluster copied in
+/// would otherwise reach the server, which takes the mismatch for the end of WAL and ends
+/// recovery there.
+///
+/// # Errors
+/// [`Problem::Damaged`] naming both systems; [`Problem::Io`] reading the archive.
+fn same_system<F: ArchiveFs>(fs: &F, dir: &Path, system_id: u64) -> Result<(), Problem> {
+    let origin = detect_origin(fs, dir).map_err(|e| {
+        Problem::Io(format!(
+            "could not read the archive's first segment: {}",
+            error_chain(&e)
+        ))
+    })?;
+    match origin {
+        Some(origin) if origin.system_id != system_id => Err(Problem::Damaged(format!(
+            "its first page is of database system {system_id}, but the archive's WAL is of system {} (as {} says): it is a file of another cluster",
+            origin.system_id, origin.file
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Reads history file `wanted` (plain name) from `dir` in whichever form the archive has

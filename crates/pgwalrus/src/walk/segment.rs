@@ -10,7 +10,7 @@ use pgwalrus_archive::plan::PlannedSegment;
 use pgwalrus_archive::{SegmentReader, StdFs, reader};
 use pgwalrus_client::error_chain;
 use pgwalrus_wal::decoder::{
-    BorrowedFeed, DecodeError, EndOfWal, EndReason, Expectations, WalDecoder,
+    BorrowedFeed, DecodeError, DecodeErrorKind, EndOfWal, EndReason, Expectations, WalDecoder,
 };
 use pgwalrus_wal::record::RecordView;
 use pgwalrus_wal::{Lsn, PgMajor, SegNo, WalSegSize};
@@ -165,6 +165,14 @@ enum Outcome {
 }
 
 impl Source {
+    /// The segment's length: on disk, or decompressed.
+    fn len(&self) -> u64 {
+        match self {
+            Source::Plain { len, .. } => *len as u64,
+            Source::Memory(bytes) => bytes.len() as u64,
+        }
+    }
+
     fn open(
         ctx: &Context<'_>,
         segment: &PlannedSegment,
@@ -335,6 +343,19 @@ impl Walker {
                 return ControlFlow::Continue(());
             }
         };
+        // A file that is not one segment long is named as such and not decoded: decoding
+        // it would report its missing (or extra) bytes as a checksum or page-address
+        // problem, and in the next file — which an operator would then replace instead.
+        if let Some(message) = wrong_length(segment, source.len(), ctx.seg_size) {
+            sink.problem(Problem {
+                file: Some(name.clone()),
+                offset: None,
+                lsn: Some(start),
+                message,
+            });
+            self.decoder = None;
+            return ControlFlow::Continue(());
+        }
         // Decode this segment; when the problem found lies in an earlier segment (zeros
         // there, data here), decode this one again on its own so its problems are seen.
         let mut attempts = 0;
@@ -385,6 +406,21 @@ impl Walker {
                     lsn,
                     "zeros where WAL should continue in a complete segment".to_owned(),
                 )),
+                // A `.partial` holds WAL from its start up to where it was written, then
+                // zeros (or, in a promoted server's copy, recycled pages). Its first page is
+                // written (not zeros) but is no page of this segment: it is not this
+                // segment's WAL at all (random bytes, another cluster's file).
+                Some(EndOfWal {
+                    reason: EndReason::Invalid(e),
+                    ..
+                }) if e.lsn == start && !matches!(e.kind, DecodeErrorKind::ZeroPage) => Some((
+                    e.lsn,
+                    format!(
+                        "{}: the first page of this .partial is not the start of segment {}, so the file holds no WAL of it",
+                        e.kind,
+                        segment.name.plain()
+                    ),
+                )),
                 // An incomplete segment in the middle of the archive: WAL between its end and
                 // the next file is missing.
                 Some(EndOfWal { lsn, .. }) if index + 1 != ctx.segments.len() => Some((
@@ -407,4 +443,30 @@ impl Walker {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Why a segment file's length is wrong, if it is: a complete segment (its decompressed
+/// content, when compressed) is exactly one segment long; a `.partial` is at most one
+/// segment long (it may be shorter: pgwalrus resumes cut `.partial` files).
+fn wrong_length(segment: &PlannedSegment, held: u64, seg_size: WalSegSize) -> Option<String> {
+    let expected = seg_size.as_u64();
+    let partial = segment.name.is_partial();
+    if held == expected || (partial && held < expected) {
+        return None;
+    }
+    let holds = if segment.name.compression().is_some() {
+        "it decompresses to"
+    } else {
+        "it has"
+    };
+    let what = if held > expected {
+        "it is longer than a segment"
+    } else if held == 0 {
+        "it is empty"
+    } else {
+        "it was cut short"
+    };
+    Some(format!(
+        "{holds} {held} bytes, but a {seg_size} segment has {expected}: {what}"
+    ))
 }

@@ -368,6 +368,122 @@ fn a_torn_last_record_is_judged_with_the_whole_last_file() {
     }
 }
 
+#[test]
+fn a_file_of_the_wrong_length_is_reported_in_itself_and_not_in_the_next() {
+    let seg = SEG.as_u64() as usize;
+    for (len, words) in [
+        (0, "it is empty"),
+        (seg / 3, "it was cut short"),
+        (seg + 100, "it is longer than a segment"),
+    ] {
+        for method in [None, Some(Compression::Zstd)] {
+            let dir = archive(&Damage {
+                flips: vec![],
+                missing: None,
+                truncated: None,
+                zero_page: None,
+                partial_last: false,
+            });
+            let path = dir.0.join(name(2));
+            let mut content = std::fs::read(&path).unwrap();
+            content.resize(len, 0);
+            std::fs::write(&path, &content).unwrap();
+            if let Some(method) = method {
+                compress_all(&dir, method);
+            }
+            for mode in [
+                Mode::Records,
+                Mode::Check {
+                    threads: 2,
+                    run_len: Some(1),
+                    read_chunk: 8192,
+                },
+            ] {
+                let (problems, _) = outcome(&dir, mode, None);
+                let label = format!("{len} bytes, {method:?}, {mode:?}");
+                assert_eq!(problems.len(), 1, "{label}: {problems:?}");
+                let p = &problems[0];
+                assert!(
+                    p.file.as_deref().is_some_and(|f| f.starts_with(&name(2))),
+                    "{label}: {p:?}"
+                );
+                // A compressed file is decompressed at most one segment far: the reader
+                // itself says it holds more.
+                let said = if method.is_some() && len > seg {
+                    p.message.contains("more than one segment")
+                } else {
+                    p.message.contains(&format!("{len} bytes")) && p.message.contains(words)
+                };
+                assert!(said, "{label}: {p:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_newest_partial_must_start_with_its_own_first_page() {
+    let seg = SEG.as_u64() as usize;
+    let last = wal().len() / seg - 1;
+    // What the .partial holds, how it is made, whether it is a problem.
+    type Case = (&'static str, fn(&mut Vec<u8>), bool);
+    let cases: [Case; 4] = [
+        ("WAL, then zeros", |c| c[300_000..].fill(0), false),
+        ("nothing written yet", |c| c.fill(0), false),
+        (
+            "random bytes",
+            |c| {
+                for (i, b) in c.iter_mut().enumerate() {
+                    *b = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1];
+                }
+            },
+            true,
+        ),
+        (
+            "another segment's first page",
+            |c| {
+                // Page address of the segment before it: a copy under the wrong name.
+                let addr =
+                    (START.0 + (wal().len() / (1 << 20) - 2) as u64 * (1 << 20)).to_le_bytes();
+                c[8..16].copy_from_slice(&addr);
+            },
+            true,
+        ),
+    ];
+    for (what, damage, problem) in cases {
+        let dir = archive(&Damage {
+            flips: vec![],
+            missing: None,
+            truncated: None,
+            zero_page: None,
+            partial_last: true,
+        });
+        let path = dir.0.join(format!("{}.partial", name(last)));
+        let mut content = std::fs::read(&path).unwrap();
+        damage(&mut content);
+        std::fs::write(&path, &content).unwrap();
+        for mode in [
+            Mode::Records,
+            Mode::Check {
+                threads: 2,
+                run_len: Some(2),
+                read_chunk: 65_536,
+            },
+        ] {
+            let (problems, _) = outcome(&dir, mode, None);
+            if problem {
+                assert_eq!(problems.len(), 1, "{what}, {mode:?}: {problems:?}");
+                assert_eq!(
+                    problems[0].file.as_deref(),
+                    Some(format!("{}.partial", name(last)).as_str()),
+                    "{what}, {mode:?}: {problems:?}"
+                );
+            } else {
+                assert!(problems.is_empty(), "{what}, {mode:?}: {problems:?}");
+            }
+        }
+    }
+}
+
 fn damage() -> impl Strategy<Value = Damage> {
     (
         // Anywhere, or near a segment boundary, where runs meet.

@@ -21,10 +21,13 @@
 //! * [`compress`] — `-Z` gzip, lz4 and zstd: the standard tools and `pg_receivewal` 15 as
 //!   oracles, `kill -9`, cut `.partial` files, archives that change method;
 //!
+//! [`bad_archive`] (garbage, wrong sizes, case, symlinks, another cluster's `.partial`,
+//! damaged history files, through `receive`, `verify`, `dump` and `restore`),
 //! [`bucket`] (`receive --archive s3://…` against a real S3 server),
 //! [`daemon`] (`pgwalrus daemon` and `pgwalrus status`: several servers, parking, reload),
 //! and [`verify`] (`pgwalrus verify` and `dump` over real WAL), with helpers in [`receive_support`] and [`support`].
 
+mod bad_archive;
 mod bucket;
 mod check;
 mod compress;

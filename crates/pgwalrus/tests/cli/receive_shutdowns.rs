@@ -203,3 +203,31 @@ fn receive_follows_a_primary_through_fast_immediate_and_kill9_shutdowns_under_lo
         );
     }
 }
+
+/// A clean fast shutdown of the server is the server shutting down, not a connection that
+/// "closed unexpectedly": the walsender ends streaming (a bare CommandComplete, or FATAL
+/// with SQLSTATE 57P01 admin_shutdown) and closes. The receiver says so once, and comes
+/// back when the server does.
+#[test]
+fn a_fast_shutdown_of_the_server_is_logged_as_a_shutdown() {
+    let f = Fixture::small();
+    let mut r = f.receive(&[]);
+    let lsn = f.load(100);
+    f.wait_archived(lsn, &r);
+    f.c.stop();
+    assert!(
+        wait_until(PATIENCE, || r.stderr().contains("retrying")),
+        "the receiver notices the shutdown:\n{}",
+        r.stderr()
+    );
+    let err = r.stderr();
+    assert!(
+        err.contains("shutting down") && !err.contains("unexpectedly"),
+        "a fast shutdown is logged as one:\n{err}"
+    );
+    f.c.start();
+    let lsn = f.load(100);
+    f.wait_archived(lsn, &r);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+}

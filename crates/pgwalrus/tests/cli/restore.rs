@@ -4,7 +4,8 @@
 //! `--prefetch`), to the last byte a killed receiver fsynced (`--partial`), and across a
 //! promotion to timeline 2 — with every table's checksum equal to the primary's at that
 //! point. A damaged segment (bytes flipped inside a record, or a complete file cut short)
-//! makes recovery stop with pgwalrus's message in the server log instead of ending early.
+//! makes recovery stop with pgwalrus's message in the server log instead of ending early,
+//! and so does an empty timeline history file.
 //!
 //! Base backups: `pg_basebackup -X none` on PostgreSQL 15 (the only client tools at hand
 //! are 15's), so recovery needs the archive even to become consistent; a copy of the
@@ -286,6 +287,12 @@ fn restore_recovers_a_base_backup_to_a_target_lsn_and_to_the_end_of_the_archive(
         log.contains("from the prefetch spool"),
         "nothing was served from the prefetch spool\n{log}"
     );
+    // PostgreSQL's routine probes for files the archive does not have (the segment after
+    // its end, the next timeline's history file) are answered without `error:`.
+    assert!(
+        log.contains("is not in the archive") && !log.contains("pgwalrus: error:"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -434,6 +441,27 @@ fn recovery_stops_at(f: &Fixture, base: &Path, archive: &Path, damaged: &str) ->
     log
 }
 
+/// An empty `00000002.history` in the archive: PostgreSQL probes for it at the start of
+/// recovery (`recovery_target_timeline = 'latest'`). Served, it would be read as "timeline 2
+/// has no parents" and recovery would fail naming no file; refused (255), recovery stops
+/// with FATAL at once and pgwalrus's line naming the file is in the server's log.
+#[test]
+fn restore_stops_recovery_at_an_empty_history_file_naming_it() {
+    let f = Fixture::new(small_cluster().start());
+    create_slot(&f);
+    let r = archiving(&f);
+    let (base, r) = stopped_copy(&f, Some(r));
+    let r = r.expect("receiver");
+    f.c.psql("CREATE TABLE marks (id int PRIMARY KEY, note text)");
+    let end = f.switch();
+    wait_complete(&f, 1, end, &r);
+    stop_receiver(r);
+    std::fs::write(f.archive.join("00000002.history"), b"").unwrap();
+    give_to_server_user(&f.archive);
+    let log = recovery_stops_at(&f, &base, &f.archive, "00000002.history");
+    assert!(log.contains("has no entries"), "{log}");
+}
+
 #[test]
 fn restore_stops_recovery_at_a_damaged_segment_and_tells_missing_from_damaged() {
     let f = Fixture::new(small_cluster().start());
@@ -478,6 +506,11 @@ fn restore_stops_recovery_at_a_damaged_segment_and_tells_missing_from_damaged() 
     let run = restore("00000002.history");
     run.expect_code(1);
     assert!(run.stderr.contains("not in the archive"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("error:"),
+        "a routine probe: {}",
+        run.stderr
+    );
     restore(&segment_name(1, f.segno_before(end) + 5, f.seg_size)).expect_code(1);
     let run = pgwalrus(&f.home, &["restore", &name, "-D", &archive_text], &[]);
     run.expect_code(255);
