@@ -119,6 +119,17 @@ pub struct ShipStatus {
     pub last_error_time: Option<SystemTime>,
 }
 
+impl ShipStatus {
+    /// How far the bucket holds the WAL: the open segment's chunks when they reach past the
+    /// last complete segment shipped.
+    pub fn shipped_end(&self) -> Option<Lsn> {
+        match (self.shipped_lsn, self.partial_shipped_lsn) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Requests by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Requests {

@@ -62,7 +62,7 @@ pub mod writer;
 
 pub use engine::{Engine, EngineFs, run, run_on, spawn, spawn_on, spawn_with_status};
 pub use error::{Error, StopKind, StopReason, Stopped};
-pub use settings::ReceiveSettings;
+pub use settings::{FlushCap, ReceiveSettings};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source::{ConnectionSource, FromConfig, FromFn, FromStreams, masked_conninfo};
 pub use status::{ReceiverStatus, State, StatusReceiver, StatusSender};

@@ -96,6 +96,8 @@ pub struct ReceiverCore {
     unflushed_since: Option<Instant>,
     /// When the pending fsync was requested: bytes it does not cover arrived after it.
     sync_requested_at: Option<Instant>,
+    /// Upper bound of the reported flush position, when another stage sets one.
+    cap: Option<Lsn>,
 }
 
 impl ReceiverCore {
@@ -115,6 +117,7 @@ impl ReceiverCore {
             pinged: false,
             unflushed_since: None,
             sync_requested_at: None,
+            cap: None,
         }
     }
 
@@ -156,10 +159,23 @@ impl ReceiverCore {
     /// synchronous mode, 0 otherwise.
     pub fn reported_flush(&self) -> Lsn {
         if self.policy.report_flush {
-            self.flush
+            self.cap.map_or(self.flush, |cap| self.flush.min(cap))
         } else {
             Lsn::INVALID
         }
+    }
+
+    /// Caps the reported flush position at `cap` (another stage's position, such as what an
+    /// object-storage archive holds). A rising cap in synchronous mode is reported at once:
+    /// a commit may be waiting on it.
+    pub fn set_flush_cap(&mut self, cap: Lsn, now: Instant) -> Actions {
+        let before = self.reported_flush();
+        self.cap = Some(cap);
+        let mut out = Actions::new();
+        if self.policy.synchronous && self.reported_flush() > before {
+            out.push(self.status(now, false));
+        }
+        out
     }
 
     fn status(&mut self, now: Instant, reply_requested: bool) -> Action {
@@ -461,6 +477,38 @@ mod tests {
                 reply_requested: false
             }]
         );
+    }
+
+    #[test]
+    fn a_flush_cap_bounds_the_reported_flush_and_a_rise_is_said_at_once_when_synchronous() {
+        let t0 = Instant::now();
+        let mut core = ReceiverCore::new(policy(true, true), lsn(100), None);
+        assert!(core.set_flush_cap(Lsn::INVALID, t0).is_empty());
+        core.on_start(t0);
+        core.on_data(lsn(300), t0);
+        core.on_written(lsn(300));
+        core.on_flushed(lsn(300), t0);
+        assert_eq!(core.reported_flush(), Lsn::INVALID, "nothing shipped yet");
+        assert_eq!(
+            core.flush_lsn(),
+            lsn(300),
+            "the local position is unchanged"
+        );
+        assert_eq!(
+            collect(core.set_flush_cap(lsn(200), t0)),
+            vec![Action::SendStatus {
+                write: lsn(300),
+                flush: lsn(200),
+                reply_requested: false
+            }]
+        );
+        // Past the local position, the local position is what counts.
+        core.set_flush_cap(lsn(900), t0);
+        assert_eq!(core.reported_flush(), lsn(300));
+        // Not synchronous: the next status carries it; nothing is sent at once.
+        let mut quiet = ReceiverCore::new(policy(true, false), lsn(100), None);
+        quiet.on_start(t0);
+        assert!(quiet.set_flush_cap(lsn(100), t0).is_empty());
     }
 
     #[test]

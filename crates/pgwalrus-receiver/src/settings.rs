@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pgwalrus_archive::{CompressionSpec, Durability};
 use pgwalrus_wal::Lsn;
+use tokio::sync::watch;
 
 /// Everything a receive engine needs besides its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +51,37 @@ pub struct ReceiveSettings {
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
+    /// An upper bound on the flush position reported to the server, moved by another stage
+    /// (an object-storage archive that wants the slot to keep WAL on the server until it is
+    /// in the bucket); `None` reports the local durable position.
+    pub flush_cap: Option<FlushCap>,
 }
+
+/// An upper bound on the reported flush position, as a channel another stage moves. Two caps
+/// are equal when they are the same channel.
+#[derive(Debug, Clone)]
+pub struct FlushCap(watch::Receiver<Lsn>);
+
+impl FlushCap {
+    /// A cap starting at `initial`, and the sender that moves it.
+    pub fn channel(initial: Lsn) -> (watch::Sender<Lsn>, FlushCap) {
+        let (tx, rx) = watch::channel(initial);
+        (tx, FlushCap(rx))
+    }
+
+    /// The cap's receiver, for the engine's loop.
+    pub(crate) fn receiver(&self) -> watch::Receiver<Lsn> {
+        self.0.clone()
+    }
+}
+
+impl PartialEq for FlushCap {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+impl Eq for FlushCap {}
 
 impl ReceiveSettings {
     /// pg_receivewal's defaults for archive `dir`: no slot, fsync, verification on, no
@@ -74,6 +105,7 @@ impl ReceiveSettings {
             min_free_space: 0,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
+            flush_cap: None,
         }
     }
 }

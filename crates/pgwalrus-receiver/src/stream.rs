@@ -161,6 +161,14 @@ async fn stream<F: EngineFs>(
         begun_at: start,
     };
     let mut stream = session.begin(conn, tli, start, histories).await?;
+    // Another stage's bound on the reported flush position (an object-storage archive).
+    let mut cap = settings
+        .flush_cap
+        .as_ref()
+        .map(crate::settings::FlushCap::receiver);
+    if let Some(cap) = &mut cap {
+        let _ = session.core.set_flush_cap(*cap.borrow_and_update(), now());
+    }
     let actions = session.core.on_start(now());
     if session.perform(actions, &mut stream).await? {
         return Ok(Stopped::EndPosition {
@@ -183,6 +191,16 @@ async fn stream<F: EngineFs>(
                 None => std::future::pending().await,
             }
         };
+        let capped = async {
+            match cap.as_mut() {
+                Some(cap) => match cap.changed().await {
+                    Ok(()) => *cap.borrow_and_update(),
+                    // The stage is gone: its last bound stays.
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
         let writer = &mut *session.writer;
         // Biased: a stop first, then what the writer reported, then timers, then the socket;
         // the inline writer's group flush once the socket has nothing more (or much was
@@ -195,6 +213,7 @@ async fn stream<F: EngineFs>(
             }
             event = writer.recv() => session.on_event(event)?,
             () = sleep => session.core.on_tick(now()),
+            bound = capped => session.core.set_flush_cap(bound, now()),
             // Inline: WAL that never pauses must not hold back the acknowledgement forever.
             () = std::future::ready(()), if writer.flush_overdue() => {
                 writer.group_flush();
@@ -322,6 +341,9 @@ impl<F: EngineFs> Session<'_, F> {
         self.progressed = self.progressed();
         self.begun_at = start;
         self.core = ReceiverCore::new(self.policy, start, self.settings.endpos);
+        if let Some(cap) = &self.settings.flush_cap {
+            let _ = self.core.set_flush_cap(*cap.receiver().borrow(), now());
+        }
         self.status.send_modify(|s| {
             s.state = State::Streaming;
             s.receive_start_lsn = start;

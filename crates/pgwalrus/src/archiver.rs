@@ -14,8 +14,8 @@ use pgwalrus_bucket::{
     Bucket, BucketSettings, Cluster, ProcessEnv, ShipSettings, ShipStatus, Shipper,
 };
 use pgwalrus_receiver::{
-    ConnectionSource, ReceiveSettings, ReceiverStatus, Shutdown, ShutdownTrigger, StatusReceiver,
-    StopKind, StopReason, Stopped,
+    ConnectionSource, FlushCap, ReceiveSettings, ReceiverStatus, Shutdown, ShutdownTrigger,
+    StatusReceiver, StopKind, StopReason, Stopped,
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -35,6 +35,9 @@ pub struct ShipConfig {
     pub bucket: BucketSettings,
     /// `--ship-partial-interval` / `ship_partial_interval`.
     pub partial_interval: Option<Duration>,
+    /// `--flush-after-shipped` / `flush_after_shipped`: report flush to the server only up
+    /// to what the bucket holds, so the slot keeps the WAL on the server until then.
+    pub flush_after_shipped: bool,
 }
 
 /// A client for `settings`, resolved against the process environment the AWS way.
@@ -133,6 +136,16 @@ pub(crate) fn start<S: ConnectionSource>(
     source: S,
     ship_config: Option<ShipConfig>,
 ) -> (Handle, impl Future<Output = Result<Stopped, Stop>> + use<S>) {
+    let mut settings = settings;
+    // With flush-after-shipped, the engine reports at most what the bucket holds.
+    let cap = ship_config
+        .as_ref()
+        .filter(|c| c.flush_after_shipped)
+        .map(|_| {
+            let (tx, cap) = FlushCap::channel(pgwalrus_wal::Lsn::INVALID);
+            settings.flush_cap = Some(cap);
+            tx
+        });
     let (trigger, shutdown) = Shutdown::new();
     let (status_tx, status) = pgwalrus_receiver::status::channel();
     let ship_status = ship_config.as_ref().map(|config| {
@@ -187,6 +200,26 @@ pub(crate) fn start<S: ConnectionSource>(
             return done.await.map_err(Stop::Engine);
         };
         let (stop, stop_rx) = watch::channel(false);
+        if let Some(cap) = cap {
+            let mut shipped = ship_tx.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    let end = shipped.borrow_and_update().shipped_end();
+                    if let Some(end) = end {
+                        cap.send_if_modified(|c| {
+                            let rises = end > *c;
+                            if rises {
+                                *c = end;
+                            }
+                            rises
+                        });
+                    }
+                    if shipped.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
         let task = tokio::spawn(ship(bucket, ship_settings, status, stop_rx, ship_tx));
         let task = async move {
             task.await.unwrap_or_else(|e| {

@@ -335,6 +335,11 @@ pub struct ReceiveArgs {
         requires = "archive"
     )]
     pub ship_partial_interval: u64,
+    /// With --archive and a slot: report WAL as flushed to the server only once it is in
+    /// the bucket (complete segments and chunks), so the slot keeps it on the server until
+    /// then — the local directory is then only a spool.
+    #[arg(long = "flush-after-shipped", requires = "archive")]
+    pub flush_after_shipped: bool,
     /// Object storage.
     #[command(flatten)]
     pub bucket: BucketArgs,

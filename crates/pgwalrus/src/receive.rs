@@ -75,6 +75,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
                 bucket,
                 partial_interval: (args.ship_partial_interval > 0)
                     .then(|| Duration::from_secs(args.ship_partial_interval)),
+                flush_after_shipped: args.flush_after_shipped,
             })
         })
         .transpose()?;
@@ -108,6 +109,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool) -> Outcome {
         min_free_space: 0,
         backoff_initial: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
+        flush_cap: None,
     };
     runtime.block_on(receive(settings, FromConfig::new(conn), progress, ship))
 }

@@ -39,6 +39,7 @@ struct ServerKeys {
     keep_size: Option<String>,
     spool: Option<PathBuf>,
     ship_partial_interval: Option<u64>,
+    flush_after_shipped: Option<bool>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
     s3_profile: Option<String>,
@@ -256,6 +257,10 @@ fn resolve(defaults: &ServerKeys, keys: &ServerKeys) -> Result<ServerConfig, Str
             let ship = crate::archiver::ShipConfig {
                 bucket,
                 partial_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+                flush_after_shipped: keys
+                    .flush_after_shipped
+                    .or(defaults.flush_after_shipped)
+                    .unwrap_or(false),
             };
             (spool, Some(ship))
         }

@@ -139,13 +139,8 @@ fn ship_row(s: &ReceiverStatus, ship: &ShipStatus, at: SystemTime) -> Value {
     })
 }
 
-/// How far the bucket holds the WAL: the open segment's chunks when they reach past the
-/// last complete segment shipped.
 fn shipped_lsn(ship: &ShipStatus) -> Option<pgwalrus_wal::Lsn> {
-    match (ship.shipped_lsn, ship.partial_shipped_lsn) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    ship.shipped_end()
 }
 
 /// Bytes durable locally that the bucket does not hold yet (on the timeline received).

@@ -511,3 +511,68 @@ fn kill_9_with_a_store_failing_one_request_in_five_loses_and_overwrites_nothing(
         counts.requests.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
+
+#[test]
+fn flush_after_shipped_keeps_the_slot_behind_until_the_bucket_holds_the_wal() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    f.c.psql("SELECT 1 FROM pg_create_physical_replication_slot('walrus_s3', true)");
+    let args = [
+        "-S",
+        "walrus_s3",
+        "-s",
+        "1",
+        "--ship-partial-interval",
+        "0",
+        "--flush-after-shipped",
+    ];
+    let mut r = receive_to(&f, &s3, "held", &args);
+    f.wait_streaming("pgwalrus", &r);
+    let flushed = || {
+        let text = f.c.psql(
+            "SELECT coalesce(flush_lsn::text, '0/0') FROM pg_stat_replication WHERE application_name = 'pgwalrus'",
+        );
+        crate::receive_support::Lsn::parse(&text)
+    };
+    let written = || {
+        crate::receive_support::Lsn::parse(&f.c.psql(
+            "SELECT coalesce(write_lsn::text, '0/0') FROM pg_stat_replication WHERE application_name = 'pgwalrus'",
+        ))
+    };
+    let lsn = f.load(200);
+    // Written and fsynced locally, but not in the bucket: the server hears nothing newer.
+    assert!(
+        wait_until(PATIENCE, || written() >= lsn),
+        "the write position never reached {lsn}\n{}",
+        r.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let open_start = f.segno_before(lsn) * f.seg_size;
+    assert!(
+        flushed().0 <= open_start,
+        "flush reported at {} although the bucket holds nothing past {}",
+        flushed(),
+        crate::receive_support::Lsn(open_start)
+    );
+    // Once the segment is complete and in the bucket, the flush position follows.
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "held", &f).join("wal");
+    assert!(
+        wait_until(PATIENCE, || wal.join(&last).is_file()),
+        "{last} never reached the bucket\n{}",
+        r.stderr()
+    );
+    assert!(
+        wait_until(PATIENCE, || flushed() >= end),
+        "flush stayed at {} after {last} was shipped\n{}",
+        flushed(),
+        r.stderr()
+    );
+    let restart = crate::receive_support::Lsn::parse(
+        &f.c.psql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'walrus_s3'"),
+    );
+    assert!(restart <= end, "the slot moved past what the bucket holds");
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+}
