@@ -8,12 +8,15 @@
 //!   probe, the other-cluster check, request counters.
 //! * [`ship`] — [`Shipper`]: the stage that uploads completed segments, history files and
 //!   chunks of the open segment from the spool, and persists the shipped position.
+//! * [`archive`] — which cluster a prefix holds, its complete segments, retention with
+//!   batch deletes.
 //! * [`partial`] — the open segment rebuilt from its chunks; an empty spool prepared from
 //!   the bucket alone.
 //!
 //! The dependency tree keeps one TLS stack and one crypto provider: `object_store`'s S3
 //! client over reqwest on rustls with ring, the provider the PostgreSQL client already uses.
 
+pub mod archive;
 mod clock;
 pub mod error;
 pub mod layout;
@@ -26,6 +29,8 @@ pub mod store;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use meta::Stamp;
+/// An object's key.
+pub use object_store::path::Path as Key;
 pub use settings::{AddressingStyle, BucketSettings, BucketUrl, ProcessEnv};
 pub use ship::{Cluster, ShipSettings, ShipState, ShipStatus, Shipper};
 pub use store::{Bucket, Created};

@@ -13,12 +13,11 @@ use std::path::Path;
 use object_store::path::Path as Key;
 use pgwalrus_archive::durable::{self, Durability};
 use pgwalrus_archive::fs::StdFs;
-use pgwalrus_wal::WalSegSize;
 use pgwalrus_wal::names::{FileName, SegmentName};
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::layout::{Layout, parse_chunk, parse_system_id};
+use crate::layout::{Layout, parse_chunk};
 use crate::meta::sniff;
 use crate::ship::{PartialState, STATE_FILE, Shipped};
 use crate::store::Bucket;
@@ -125,33 +124,10 @@ pub async fn hydrate(
     spool: &Path,
     durability: Durability,
 ) -> Result<Option<Hydrated>> {
-    let prefix_key = Key::from(bucket.url().prefix.as_str());
-    let (_, dirs) = bucket.list(&prefix_key).await?;
-    let clusters: Vec<u64> = dirs.iter().filter_map(|d| parse_system_id(d)).collect();
-    let system_id = match clusters.as_slice() {
-        [] => return Ok(None),
-        [one] => *one,
-        several => {
-            return Err(Error::OtherCluster(format!(
-                "{} holds the archives of several clusters ({several:?}); give each its own prefix",
-                bucket.url()
-            )));
-        }
-    };
-    let layout = Layout::new(&bucket.url().prefix, system_id);
-    let identity = layout.identity();
-    let Some((body, _)) = bucket.get(&identity).await? else {
+    let Some(found) = crate::archive::find(bucket, None).await? else {
         return Ok(None);
     };
-    let seg_size = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("wal_segment_size")?.as_u64())
-        .and_then(|b| u32::try_from(b).ok())
-        .and_then(|b| WalSegSize::new(b).ok())
-        .ok_or_else(|| Error::Damaged {
-            key: identity.to_string(),
-            why: "it does not give the WAL segment size".to_owned(),
-        })?;
+    let (system_id, layout, seg_size) = (found.layout.system_id(), found.layout, found.seg_size);
 
     let fs = StdFs::new();
     let local = |e: pgwalrus_archive::Error| Error::Local(e);

@@ -360,6 +360,11 @@ impl Bucket {
         Ok(Some((body, stamp)))
     }
 
+    /// The store itself, for listings and batch deletes of whole archives.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// What is directly under `prefix`: the keys of its objects and the names of its
     /// sub-prefixes, each sorted (one LIST; the store pages through it).
     ///

@@ -69,8 +69,14 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct PruneArgs {
     /// Archive directory.
-    #[arg(short = 'D', long = "directory", value_name = "DIR")]
-    pub directory: std::path::PathBuf,
+    #[arg(
+        short = 'D',
+        long = "directory",
+        value_name = "DIR",
+        required_unless_present = "archive",
+        conflicts_with = "archive"
+    )]
+    pub directory: Option<std::path::PathBuf>,
     /// Keep every segment written within this long (7d, 36h, 90min, 30s).
     #[arg(long = "keep-time", value_name = "DURATION")]
     pub keep_time: Option<String>,
@@ -80,6 +86,12 @@ pub struct PruneArgs {
     /// Only say what would be removed.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// With --archive: the cluster whose archive to prune, when the prefix holds several.
+    #[arg(long = "system-identifier", value_name = "ID", requires = "archive")]
+    pub system_identifier: Option<u64>,
+    /// Prune an object-storage archive instead of a directory.
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 /// `pgwalrus daemon`.
@@ -165,7 +177,7 @@ pub struct RestoreArgs {
 /// `pgwalrus verify`.
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// Archive directory.
+    /// Archive directory, or an object-storage archive `s3://BUCKET/PREFIX`.
     #[arg(value_name = "DIR", default_value = ".")]
     pub directory: std::path::PathBuf,
     /// Follow this timeline's history (default: the newest timeline in the archive).
@@ -180,6 +192,9 @@ pub struct VerifyArgs {
     /// Machine-readable report on stdout.
     #[arg(long = "json")]
     pub json: bool,
+    /// Object storage: `--archive s3://…` (or the URL as DIR) and its settings.
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 /// `--stats[=record]`.

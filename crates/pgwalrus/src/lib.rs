@@ -39,6 +39,7 @@ pub mod restore;
 pub mod status;
 pub mod units;
 pub mod verify;
+pub mod verify_bucket;
 pub mod walk;
 
 #[cfg(test)]

@@ -38,8 +38,15 @@ pub fn run(args: &PruneArgs) -> Outcome {
             "nothing to prune by: give --keep-time, --keep-size or both",
         ));
     }
-    let planned =
-        prune(&args.directory, keep, args.dry_run).map_err(|e| Failure::new(Exit::Io, e))?;
+    let planned = match (&args.directory, args.bucket.archive.as_deref()) {
+        (_, Some(url)) => prune_bucket(args, url, keep)?,
+        (Some(dir), None) => {
+            prune(dir, keep, args.dry_run).map_err(|e| Failure::new(Exit::Io, e))?
+        }
+        (None, None) => {
+            return Err(Failure::msg(Exit::Config, "give -D DIR or --archive URL"));
+        }
+    };
     let verb = if args.dry_run {
         "would remove"
     } else {
@@ -57,6 +64,39 @@ pub fn run(args: &PruneArgs) -> Outcome {
         info!("{verb} {name}");
     }
     Ok(())
+}
+
+/// Retention of an object-storage archive: the same plan over the bucket's complete
+/// segments (LISTs of `wal/`), removed with batch deletes.
+fn prune_bucket(args: &PruneArgs, url: &str, keep: Keep) -> Result<Plan, Failure> {
+    let settings = crate::receive::bucket_settings(&args.bucket, url)?;
+    let failed = |e: pgwalrus_bucket::Error| {
+        let exit = crate::archiver::exit_of(crate::archiver::ship_kind(&e));
+        Failure::new(exit, e)
+    };
+    let bucket = crate::archiver::open_bucket(&settings).map_err(failed)?;
+    let runtime = crate::connection::runtime()?;
+    runtime.block_on(async {
+        let Some(found) = pgwalrus_bucket::archive::find(&bucket, args.system_identifier)
+            .await
+            .map_err(failed)?
+        else {
+            return Err(Failure::msg(
+                Exit::Config,
+                format!("{url} holds no pgwalrus archive"),
+            ));
+        };
+        let (objects, _) = pgwalrus_bucket::archive::segments(&bucket, &found)
+            .await
+            .map_err(failed)?;
+        let planned = pgwalrus_bucket::archive::plan(&objects, keep, crate::clock::now());
+        if !args.dry_run {
+            pgwalrus_bucket::archive::remove(&bucket, &found, &planned)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(planned)
+    })
 }
 
 /// Plans retention for the archive in `dir` by `keep` and, unless `dry_run`, removes what

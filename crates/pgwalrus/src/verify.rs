@@ -19,6 +19,35 @@ use crate::walk::{Event, Problem, Summary, WalkOptions, check};
 /// # Errors
 /// Exit 1 with a summary when problems were found, 2 when the walk could not run.
 pub fn run(args: &VerifyArgs, quiet: bool) -> Outcome {
+    let url = args.bucket.archive.clone().or_else(|| {
+        args.directory
+            .to_str()
+            .filter(|d| d.starts_with("s3://"))
+            .map(str::to_owned)
+    });
+    if let Some(url) = url {
+        return crate::verify_bucket::run(args, &url, quiet);
+    }
+    let problems = walk(args, quiet)?;
+    if problems == 0 {
+        Ok(())
+    } else {
+        Err(Failure::msg(
+            Exit::PROBLEMS_FOUND,
+            format!(
+                "{problems} problem(s) found in \"{}\"",
+                args.directory.display()
+            ),
+        ))
+    }
+}
+
+/// Walks the archive directory of `args`, prints the report, and returns how many problems
+/// it found.
+///
+/// # Errors
+/// Exit 2 when the walk could not run.
+pub(crate) fn walk(args: &VerifyArgs, quiet: bool) -> Result<usize, Failure> {
     let options = WalkOptions {
         dir: args.directory.clone(),
         only_file: None,
@@ -62,18 +91,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Outcome {
     };
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::msg(
-            Exit::PROBLEMS_FOUND,
-            format!(
-                "{} problem(s) found in \"{}\"",
-                problems.len(),
-                args.directory.display()
-            ),
-        ))
-    }
+    Ok(problems.len())
 }
 
 fn describe(p: &Problem) -> String {

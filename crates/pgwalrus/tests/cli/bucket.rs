@@ -576,3 +576,84 @@ fn flush_after_shipped_keeps_the_slot_behind_until_the_bucket_holds_the_wal() {
     r.signal("TERM");
     r.expect_exit(0, PATIENCE);
 }
+
+#[test]
+fn verify_names_damaged_and_missing_objects_and_prune_keeps_the_newest_in_the_bucket() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    let mut r = receive_to(&f, &s3, "vp", &["-Z", "zstd"]);
+    pgbench(&f.c, &["-i", "-s", "1", "-q"]);
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "vp", &f).join("wal");
+    assert!(
+        wait_until(PATIENCE, || wal.join(&last).is_file()),
+        "{last} never reached the bucket\n{}",
+        r.stderr()
+    );
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    let url = s3.url("vp");
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = crate::support::pgwalrus(&f.home, &["verify", &url], &env);
+    run.expect_code(0);
+
+    // A flipped byte in one object, another object gone: each named.
+    let shipped = names(&wal);
+    assert!(shipped.len() >= 6, "{shipped:?}");
+    let flipped = &shipped[2];
+    let mut bytes = std::fs::read(wal.join(flipped)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(wal.join(flipped), &bytes).unwrap();
+    let missing = &shipped[4];
+    std::fs::remove_file(wal.join(missing)).unwrap();
+    let run = crate::support::pgwalrus(&f.home, &["verify", &url], &env);
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains(&format!("wal/{flipped}: ")) && run.stdout.contains("sha256"),
+        "the flipped object is not named:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(missing.as_str()),
+        "the missing segment is not named:\n{}",
+        run.stdout
+    );
+
+    // Retention: a dry run changes nothing; then the newest three segments (by their size
+    // as stored) stay.
+    let before = names(&wal);
+    let newest_three: u64 = before[before.len() - 3..]
+        .iter()
+        .map(|n| std::fs::metadata(wal.join(n)).unwrap().len())
+        .sum();
+    let keep = newest_three.to_string();
+    let run = crate::support::pgwalrus(
+        &f.home,
+        &[
+            "prune",
+            "--archive",
+            &url,
+            "--keep-size",
+            &keep,
+            "--dry-run",
+        ],
+        &env,
+    );
+    run.expect_code(0);
+    assert_eq!(names(&wal), before, "a dry run removes nothing");
+    let run = crate::support::pgwalrus(
+        &f.home,
+        &["prune", "--archive", &url, "--keep-size", &keep],
+        &env,
+    );
+    run.expect_code(0);
+    let after = names(&wal);
+    assert_eq!(after, before[before.len() - 3..], "{before:?} -> {after:?}");
+    assert!(
+        root(&s3, "vp", &f).join("archive.json").is_file(),
+        "only segments go"
+    );
+}
