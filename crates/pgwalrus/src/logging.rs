@@ -29,6 +29,14 @@ pub fn init(verbose: u8, quiet: bool, json: bool) {
         .with_filter(LevelFilter::from_level(level))
         .with_filter(filter_fn(move |meta| {
             !(live && meta.target() == pgwalrus_receiver::SEGMENT_LOG_TARGET)
+        }))
+        // The object store logs each retry it makes itself (a pooled connection the server
+        // closed, a 503) at INFO; what matters reaches us as its error, which pgwalrus logs
+        // once. Its own lines show with -v.
+        .with_filter(filter_fn(move |meta| {
+            verbose > 0
+                || *meta.level() <= Level::WARN
+                || !meta.target().starts_with("object_store")
         }));
     tracing_subscriber::registry().with(layer).init();
 }

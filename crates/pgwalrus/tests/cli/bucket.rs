@@ -657,3 +657,111 @@ fn verify_names_damaged_and_missing_objects_and_prune_keeps_the_newest_in_the_bu
         "only segments go"
     );
 }
+
+/// `receive --archive` into spool `spool` (not the fixture's archive directory).
+fn receive_spool(
+    f: &Fixture,
+    s3: &S3Server,
+    prefix: &str,
+    spool: &Path,
+    extra: &[&str],
+    log: &str,
+) -> Background {
+    let url = s3.url(prefix);
+    let spool = spool.display().to_string();
+    let mut args = vec![
+        "receive",
+        "-D",
+        spool.as_str(),
+        "-d",
+        f.conninfo.as_str(),
+        "--archive",
+        url.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Background::spawn(&f.home, &args, &env, &f.c.root_dir().join(log))
+}
+
+#[test]
+fn two_archivers_on_one_slot_one_streams_the_other_takes_over_when_it_dies() {
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    f.c.psql("SELECT 1 FROM pg_create_physical_replication_slot('walrus_s3', true)");
+    let args = [
+        "-S",
+        "walrus_s3",
+        "--ship-partial-interval",
+        "1",
+        "--flush-after-shipped",
+    ];
+    let (spool_a, spool_b) = (
+        f.c.root_dir().join("spool-a"),
+        f.c.root_dir().join("spool-b"),
+    );
+    std::fs::create_dir_all(&spool_a).unwrap();
+    std::fs::create_dir_all(&spool_b).unwrap();
+    let mut a = receive_spool(&f, &s3, "two", &spool_a, &args, "a.log");
+    f.wait_streaming("pgwalrus", &a);
+    pgbench(&f.c, &["-i", "-s", "1", "-q"]);
+    let end = f.switch();
+    let first_end = segment_name(1, f.segno_before(end), f.seg_size);
+    let wal = root(&s3, "two", &f).join("wal");
+    assert!(
+        wait_until(PATIENCE, || wal.join(&first_end).is_file()),
+        "{first_end} never reached the bucket\n{}",
+        a.stderr()
+    );
+    // B starts on a new machine: its spool is prepared from the bucket.
+    let mut b = receive_spool(&f, &s3, "two", &spool_b, &args, "b.log");
+    // B waits: the slot is the lock.
+    assert!(
+        wait_until(PATIENCE, || b.stderr().contains("active")),
+        "the second archiver does not say the slot is in use:\n{}",
+        b.stderr()
+    );
+    assert!(
+        b.is_running(),
+        "the second archiver must wait, not exit:\n{}",
+        b.stderr()
+    );
+    pgbench(&f.c, &["-n", "-c", "2", "-t", "200"]);
+    // A dies; B takes over as soon as PostgreSQL releases the slot.
+    a.kill9();
+    pgbench(&f.c, &["-n", "-c", "2", "-t", "200"]);
+    let end = f.switch();
+    let last = segment_name(1, f.segno_before(end), f.seg_size);
+    assert!(
+        wait_until(Duration::from_secs(90), || wal.join(&last).is_file()),
+        "{last} never reached the bucket after the takeover: {:?}\n--- a\n{}\n--- b\n{}",
+        names(&wal),
+        a.stderr(),
+        b.stderr()
+    );
+    b.signal("TERM");
+    b.expect_exit(0, PATIENCE);
+    assert!(
+        b.stderr().contains("the spool was empty: resuming"),
+        "the second archiver did not start from what the bucket holds:\n{}",
+        b.stderr()
+    );
+    let shipped = names(&wal);
+    let segnos: Vec<u64> = shipped
+        .iter()
+        .map(|n| u64::from_str_radix(&n[16..], 16).unwrap())
+        .collect();
+    for pair in segnos.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "a gap in the bucket: {shipped:?}");
+    }
+    for name in &shipped {
+        let ours = wal_of(&std::fs::read(wal.join(name)).unwrap());
+        if let Some(theirs) = f.server_segment(name) {
+            assert!(ours == theirs, "{name} in the bucket differs from pg_wal");
+        }
+    }
+    assert!(
+        names(&root(&s3, "two", &f).join("conflicts")).is_empty(),
+        "nothing in the conflicts prefix"
+    );
+}
