@@ -46,10 +46,15 @@ impl Stamp {
     /// The bytes do not decompress as one finished stream (the message says how not).
     pub fn of(stored: &[u8], compression: Option<Compression>) -> Result<Stamp, String> {
         let (wal_sha256, wal_size) = wal_hash(stored, compression)?;
+        // Uncompressed, the stored bytes are the WAL: one hash serves both.
+        let stored_sha256 = match compression {
+            None => wal_sha256,
+            Some(_) => Sha256::digest(stored).into(),
+        };
         Ok(Stamp {
             wal_sha256,
             wal_size,
-            stored_sha256: Sha256::digest(stored).into(),
+            stored_sha256,
             compression,
             start_lsn: None,
             end_lsn: None,

@@ -312,8 +312,23 @@ async fn ship(
         }
     };
     let durable = engine.clone();
+    // A segment the engine completes goes up at once, not at the next look at the spool.
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut completed = engine.clone();
+    let waker = std::sync::Arc::clone(&wake);
+    tokio::spawn(async move {
+        let mut seen = completed.borrow_and_update().segments_completed;
+        while completed.changed().await.is_ok() {
+            let now = completed.borrow_and_update().segments_completed;
+            if now != seen {
+                seen = now;
+                waker.notify_one();
+            }
+        }
+    });
     let mut shipper = Shipper::new(bucket, cluster, settings)
         .with_status(status)
+        .with_wake(wake)
         .with_durable_end(Box::new(move || {
             let s = durable.borrow();
             s.received_tli.map(|tli| (tli, s.flushed_lsn))
@@ -340,7 +355,24 @@ async fn ship(
         }
     }
     info!(url = %shipper.status().borrow().url, "shipping completed segments to object storage");
-    shipper.run(stop).await
+    let status = shipper.status();
+    let result = shipper.run(stop).await;
+    // What the run cost in the bucket, once, as operators budget requests.
+    let s = status.borrow().clone();
+    info!(
+        url = %s.url,
+        "shipping ended: {} object(s) created ({} chunk(s)), {} already there, {} bytes uploaded; requests: {} PUT, {} GET, {} HEAD, {} LIST, {} DELETE",
+        s.uploads + s.chunks,
+        s.chunks,
+        s.already_there,
+        s.bytes_uploaded,
+        s.requests.put,
+        s.requests.get,
+        s.requests.head,
+        s.requests.list,
+        s.requests.delete
+    );
+    result
 }
 
 #[cfg(test)]
