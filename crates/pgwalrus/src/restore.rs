@@ -65,6 +65,16 @@ pub fn invoked(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
 /// A [`Failure`] with [`Exit::NOT_IN_ARCHIVE`] (1) when the archive does not have the file,
 /// [`Exit::AbortRecovery`] (255) for everything that must stop recovery.
 pub fn run(args: &RestoreArgs) -> Outcome {
+    if let (Some(cache), Some(url)) = (&args.prefetch_worker, args.bucket.archive.as_deref()) {
+        let worker = |e: String| abort(format!("prefetch worker for \"{}\": {e}", cache.display()));
+        let settings = crate::receive::bucket_settings(&args.bucket, url)
+            .map_err(|e| worker(format!("{:#}", e.error)))?;
+        let bucket = crate::archiver::open_bucket(&settings)
+            .map_err(|e| worker(pgwalrus_bucket::ship::error_chain(&e)))?;
+        let remote = bucket::Remote::open(bucket, args.system_identifier, cache).map_err(worker)?;
+        return bucket::work(&remote, args.prefetch.min(spool::MAX_DEPTH))
+            .map_err(|e| worker(e.to_string()));
+    }
     if let Some(spool_dir) = &args.prefetch_worker {
         return spool::work(
             spool_dir,
@@ -136,7 +146,13 @@ fn restore_remote(
                     .ok()
                     .flatten();
             let fetched = match cached {
-                Some(name) => Ok(bucket::Fetched::Cached(name)),
+                Some(name) => {
+                    info!(
+                        "{wanted} was prefetched from {url} into \"{}\"",
+                        dir.display()
+                    );
+                    Ok(bucket::Fetched::Cached(name))
+                }
                 None => remote.segment(wanted),
             };
             // The end of the archive: the open segment, rebuilt from its chunks.
@@ -156,13 +172,22 @@ fn restore_remote(
             };
             restore_segment(fs, dir, wanted, target, &local)?;
             remote.forget(&name);
-            if args.prefetch > 0 {
-                let seg_size = std::fs::metadata(target)
+            if args.prefetch > 0 && !name.is_partial() {
+                let served = std::fs::metadata(target)
                     .ok()
                     .and_then(|m| u32::try_from(m.len()).ok())
-                    .and_then(|len| pgwalrus_wal::WalSegSize::new(len).ok());
-                if let Some(seg_size) = seg_size {
-                    remote.prefetch(wanted, args.prefetch.min(spool::MAX_DEPTH), seg_size);
+                    .and_then(|len| pgwalrus_wal::WalSegSize::new(len).ok())
+                    .and_then(|seg_size| {
+                        match FileName::parse(&wanted.plain().to_string(), seg_size) {
+                            Ok(FileName::Segment(s)) => Some(s),
+                            _ => None,
+                        }
+                    });
+                if let Some(served) = served
+                    && let Err(e) =
+                        remote.advance(served, args.prefetch.min(spool::MAX_DEPTH), args, url)
+                {
+                    warn!("--prefetch: cannot start prefetching after {served}: {e}");
                 }
             }
             Ok(())

@@ -11,8 +11,11 @@
 //! remembers it in the cache, so that a wrong prefix stops recovery instead of passing for
 //! an empty archive.
 //!
-//! `--prefetch N` downloads the next N segments of the timeline concurrently into the cache
-//! while the asked one is handed over; later restores then find them there.
+//! `--prefetch N`: each restore records the segment it served (`.pgwalrus-cursor` in the
+//! cache) and makes sure a worker runs (`restore --prefetch-worker CACHE --archive …`,
+//! detached, holding `.pgwalrus-prefetch.lock`): it keeps the next N segments of the timeline
+//! downloaded into the cache, four at a time, while PostgreSQL replays, removes what was
+//! served, and exits after 10 s without a restore.
 
 use std::path::{Path, PathBuf};
 
@@ -147,36 +150,6 @@ impl Remote {
         Ok(Fetched::Cached(name))
     }
 
-    /// Downloads up to `depth` segments after `served` (at the cluster's real segment size,
-    /// read from the served segment), concurrently, into the cache; what is missing or
-    /// fails is left for the restore that asks for it.
-    pub(crate) fn prefetch(&self, served: SegmentName, depth: u32, seg_size: WalSegSize) {
-        let Ok(FileName::Segment(served)) = FileName::parse(&served.plain().to_string(), seg_size)
-        else {
-            return;
-        };
-        let cache = &self.source.cache;
-        let next: Vec<SegmentName> = (1..=u64::from(depth))
-            .filter_map(|i| {
-                SegmentName::new(served.tli(), SegNo(served.segno().0 + i), seg_size).ok()
-            })
-            .filter(|n| {
-                !super::find::complete_forms(*n).any(|f| cache.join(f.to_string()).exists())
-            })
-            .collect();
-        self.runtime.block_on(async {
-            let mut downloads = tokio::task::JoinSet::new();
-            for name in next {
-                downloads.spawn(self.source.clone().fetch_segment(name));
-            }
-            while let Some(done) = downloads.join_next().await {
-                if let Ok(Err(e)) = done {
-                    tracing::debug!("--prefetch: {e}");
-                }
-            }
-        });
-    }
-
     /// The content of history file `wanted`, or why not.
     ///
     /// # Errors
@@ -202,6 +175,72 @@ impl Remote {
             }
         }
         Ok(Some(content))
+    }
+
+    /// The cluster's system identifier.
+    pub(crate) fn system_id(&self) -> u64 {
+        self.source.layout.system_id()
+    }
+
+    /// Records that `served` (at the cluster's real segment size) was restored, and makes
+    /// sure a worker keeps the `depth` segments after it downloaded.
+    ///
+    /// # Errors
+    /// Writing the cursor, or starting the worker.
+    pub(crate) fn advance(
+        &self,
+        served: SegmentName,
+        depth: u32,
+        args: &crate::cli::RestoreArgs,
+        url: &str,
+    ) -> std::io::Result<()> {
+        let cache = &self.source.cache;
+        let text = format!("{} {}\n", served.plain(), served.seg_size().bytes());
+        // A hint, not data: no fsync.
+        durable::replace_file(
+            &StdFs::new(),
+            &cache.join(CURSOR),
+            text.as_bytes(),
+            Durability::NoSync,
+        )
+        .map_err(std::io::Error::other)?;
+        if lock(cache)?.is_none() {
+            return Ok(());
+        }
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .arg("restore")
+            .arg("--prefetch-worker")
+            .arg(cache)
+            .arg("-D")
+            .arg(cache)
+            .arg("--archive")
+            .arg(url)
+            .arg("--prefetch")
+            .arg(depth.to_string())
+            .arg("--system-identifier")
+            .arg(self.system_id().to_string());
+        let b = &args.bucket;
+        for (flag, value) in [
+            ("--s3-endpoint", b.endpoint.as_deref()),
+            ("--s3-region", b.region.as_deref()),
+            ("--s3-profile", b.profile.as_deref()),
+        ] {
+            if let Some(value) = value {
+                command.arg(flag).arg(value);
+            }
+        }
+        let style = match b.addressing_style {
+            pgwalrus_bucket::AddressingStyle::Auto => "auto",
+            pgwalrus_bucket::AddressingStyle::Path => "path",
+            pgwalrus_bucket::AddressingStyle::Virtual => "virtual",
+        };
+        command.arg("--s3-addressing-style").arg(style);
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(())
     }
 
     /// Removes a served file from the cache (it is in `pg_wal` now).
@@ -254,9 +293,18 @@ fn checked(
     }
 }
 
-/// Writes `content` to `target` through a fsynced temporary file and a rename.
+/// Writes `content` to `target` through a fsynced temporary file and a rename. The temporary
+/// name is this process's own (a dot name no listing takes for WAL): a restore and the
+/// prefetch worker may download the same segment at once, and each puts a whole file in
+/// place without touching the other's.
 fn write_file(fs: &StdFs, target: &Path, content: &[u8]) -> Result<(), pgwalrus_archive::Error> {
-    durable::replace_file(fs, target, content, Durability::Fsync).map(drop)
+    let own = target.with_file_name(format!(
+        ".{}.{}",
+        target.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    durable::replace_file(fs, &own, content, Durability::Fsync)?;
+    durable::move_into_place(fs, &own, target, Durability::Fsync).map(drop)
 }
 
 /// The system identifier in a `pg_control` file: its first field.
@@ -272,4 +320,138 @@ fn read_system_id(path: &Path) -> Result<u64, String> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| format!("\"{}\" is too short to be pg_control", path.display()))?;
     Ok(u64::from_ne_bytes(first))
+}
+
+/// The last segment a restore served, in the cache.
+const CURSOR: &str = ".pgwalrus-cursor";
+/// Held by the one prefetch worker of a cache while it runs.
+const LOCK: &str = ".pgwalrus-prefetch.lock";
+/// A worker exits after this long without a restore.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often an idle worker looks at the cursor.
+const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a segment the bucket did not have is not asked for again.
+const ABSENT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+/// Downloads at once.
+const AT_ONCE: usize = 4;
+
+/// The prefetch lock of `cache`, taken: `None` when a worker holds it.
+fn lock(cache: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(cache.join(LOCK))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The worker's clock: its idle timer and the pause after a missing object.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the prefetch worker's idle timeout is its only use of time"
+)]
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// The prefetch worker of `remote`'s cache (see the module documentation).
+///
+/// # Errors
+/// The lock file cannot be opened.
+pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
+    let cache = remote.source.cache.clone();
+    let Some(_lock) = lock(&cache)? else {
+        return Ok(());
+    };
+    let mut cursor: Option<String> = None;
+    let mut moved = now();
+    let mut absent: Vec<(SegmentName, std::time::Instant)> = Vec::new();
+    loop {
+        if !cache.is_dir() {
+            return Ok(());
+        }
+        let current = std::fs::read_to_string(cache.join(CURSOR)).ok();
+        if current != cursor {
+            cursor = current;
+            moved = now();
+            absent.clear();
+        }
+        if now().duration_since(moved) > IDLE {
+            return Ok(());
+        }
+        let Some(at) = cursor.as_deref().and_then(parse_cursor) else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        absent.retain(|(_, since)| now().duration_since(*since) < ABSENT_FOR);
+        // Served segments are removed by their restore; anything older that is left (a
+        // download that finished after its restore) goes here.
+        if let Ok(entries) = std::fs::read_dir(&cache) {
+            for entry in entries.flatten() {
+                let Some(Ok(FileName::Segment(s))) = entry
+                    .file_name()
+                    .to_str()
+                    .map(|n| FileName::parse(n, at.seg_size()))
+                else {
+                    continue;
+                };
+                if s.tli() == at.tli() && s.segno() <= at.segno() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        let wanted: Vec<SegmentName> = (1..=u64::from(depth))
+            .filter_map(|i| SegmentName::new(at.tli(), SegNo(at.segno().0 + i), at.seg_size()).ok())
+            .filter(|n| {
+                !super::find::complete_forms(*n).any(|f| cache.join(f.to_string()).exists())
+                    && !absent.iter().any(|(a, _)| a == n)
+            })
+            .take(AT_ONCE)
+            .collect();
+        if wanted.is_empty() {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let results = remote.runtime.block_on(async {
+            let mut downloads = tokio::task::JoinSet::new();
+            for name in &wanted {
+                let name = *name;
+                let source = remote.source.clone();
+                downloads.spawn(async move { (name, source.fetch_segment(name).await) });
+            }
+            let mut results = Vec::new();
+            while let Some(done) = downloads.join_next().await {
+                if let Ok(result) = done {
+                    results.push(result);
+                }
+            }
+            results
+        });
+        for (name, result) in results {
+            match result {
+                Ok(Fetched::Cached(_)) => {}
+                Ok(Fetched::Missing(_)) => absent.push((name, now())),
+                // The restore that asks for it meets the problem itself and says so.
+                Err(e) => {
+                    tracing::debug!("--prefetch: {e}");
+                    absent.push((name, now()));
+                }
+            }
+        }
+    }
+}
+
+fn parse_cursor(text: &str) -> Option<SegmentName> {
+    let mut fields = text.split_whitespace();
+    let name = fields.next()?;
+    let seg_size = WalSegSize::new(fields.next()?.parse().ok()?).ok()?;
+    match FileName::parse(name, seg_size) {
+        Ok(FileName::Segment(s)) => Some(s),
+        _ => None,
+    }
 }

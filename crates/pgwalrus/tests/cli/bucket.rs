@@ -302,6 +302,10 @@ fn pitr_from_the_bucket_alone_matches_the_primary_at_the_target() {
         log.contains("recovery stopping") && log.contains("WAL checked"),
         "{log}"
     );
+    assert!(
+        log.contains("was prefetched from"),
+        "no segment came from the prefetch worker:\n{log}"
+    );
 }
 
 /// A base backup of `f`'s primary: a copy of it cleanly stopped, marked for recovery. The
