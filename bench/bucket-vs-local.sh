@@ -132,6 +132,8 @@ if part restore; then
         rm -rf "$data"; cp -a "$work/base" "$data"; touch "$data/recovery.signal"
         [ "$(id -u)" = 0 ] && chown -R postgres: "$data"
         if [ "$kind" = cp ]; then
+            # The receiver ran as root: its files are 0600.
+            [ "$(id -u)" = 0 ] && chown -R postgres: "$work/local.1"
             cmd="cp $work/local.1/%f %p"
         else
             mkdir -p "$work/cache.$n"; [ "$(id -u)" = 0 ] && chown postgres: "$work/cache.$n"
@@ -147,6 +149,10 @@ if part restore; then
             sleep 0.05
         done
         t1="$(date +%s.%N)"
+        # A recovery that ended early (a restore_command that failed) is not a result.
+        if [ "$("$BIN/psql" -X -At -h "$work" -p "$rport" -U postgres -d postgres -c "SELECT pg_current_wal_lsn() >= '$end_lsn'")" != t ]; then
+            echo "recovery with $kind ended before $end_lsn:" >&2; tail -20 "$work/rec.log" >&2; exit 1
+        fi
         as_pg "$BIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null
         awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f\n", b-a}'
     }
