@@ -21,7 +21,7 @@
 //! - `stream.rs`: a session's streaming loop; `classify.rs`: retry or stop.
 //! - [`policy`]: the sans-IO feedback policy; [`timelines`]: the sans-IO timeline rules.
 //! - [`writer`]: the blocking file work (a thread, or inline in synchronous mode);
-//!   `verify.rs`: the streaming record check.
+//!   `timed_fs.rs`: the stopwatch on its fsyncs; `verify.rs`: the streaming record check.
 //!
 //! # Example
 //!
@@ -56,6 +56,7 @@ mod source;
 mod start;
 pub mod status;
 mod stream;
+mod timed_fs;
 pub mod timelines;
 mod verify;
 pub mod writer;
@@ -65,5 +66,5 @@ pub use error::{Error, StopKind, StopReason, Stopped};
 pub use settings::{FlushCap, ReceiveSettings};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source::{ConnectionSource, FromConfig, FromFn, FromStreams, masked_conninfo};
-pub use status::{ReceiverStatus, State, StatusReceiver, StatusSender};
+pub use status::{FsyncHistogram, ReceiverStatus, State, StatusReceiver, StatusSender};
 pub use stream::SEGMENT_LOG_TARGET;

@@ -287,10 +287,18 @@ impl ReceiverCore {
     fn advance_flush(&mut self, lsn: Lsn, now: Instant) -> Actions {
         let mut out = Actions::new();
         if lsn > self.flush {
+            let reported = self.reported_flush();
             self.flush = lsn;
             self.unflushed_since = (self.flush < self.received).then_some(now);
-            // Synchronous mode: a commit waits on this very position; say it now.
-            if self.policy.synchronous {
+            // Synchronous mode: a commit waits on this very position; say it now. With a
+            // flush interval too: its clock restarts here (what is still not durable arrived
+            // after this point), so a position made durable by the writer on its own (a
+            // segment's completion) and kept for the next interval's report would reach the
+            // server up to two intervals late — the server's flush_lsn trailing by more than
+            // the interval promises.
+            if self.policy.synchronous
+                || (self.policy.flush_interval.is_some() && self.reported_flush() > reported)
+            {
                 out.push(self.status(now, false));
             }
         }
@@ -783,6 +791,39 @@ mod tests {
         assert_eq!(core.unflushed_since(), None);
         // Only the periodic status is left, 10 s after the last one.
         assert_eq!(core.next_deadline(), Some(t0 + ms(12_300)));
+    }
+
+    #[test]
+    fn with_a_flush_interval_a_segment_completed_between_intervals_is_reported_at_once() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = policy(true, false);
+        p.flush_interval = Some(ms(1000));
+        let mut core = ReceiverCore::new(p, lsn(100), None);
+        let _ = core.on_start(t0);
+        let _ = core.on_data(lsn(200), t0);
+        assert_eq!(collect(core.on_tick(t0 + ms(1000))), [Action::Sync]);
+        let _ = core.on_synced(lsn(200), t0 + ms(1000));
+        // More WAL from 1.5 s; at 1.9 s the writer completes a segment (durable up to 300)
+        // with 300..400 left over: the interval restarts at 1.9 s, so 300 is said now, not
+        // at 2.9 s, when the server would have seen 200 for 1.9 s.
+        let _ = core.on_data(lsn(400), t0 + ms(1500));
+        assert_eq!(
+            collect(core.on_flushed(lsn(300), t0 + ms(1900))),
+            [Action::SendStatus {
+                write: lsn(300),
+                flush: lsn(300),
+                reply_requested: false
+            }]
+        );
+        assert_eq!(core.next_deadline(), Some(t0 + ms(2900)));
+        // Without a slot the flush position is never reported: nothing to say.
+        let mut p = policy(false, false);
+        p.flush_interval = Some(ms(1000));
+        let mut core = ReceiverCore::new(p, lsn(100), None);
+        let _ = core.on_start(t0);
+        let _ = core.on_data(lsn(400), t0);
+        assert!(core.on_flushed(lsn(300), t0 + ms(100)).is_empty());
     }
 
     #[test]

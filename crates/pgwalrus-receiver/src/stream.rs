@@ -28,6 +28,7 @@ use crate::settings::ReceiveSettings;
 use crate::shutdown::Shutdown;
 use crate::start::{Prepared, history_if_missing};
 use crate::status::{State, StatusSender};
+use crate::timed_fs::{FsyncTimes, TimedFs};
 use crate::timelines;
 use crate::verify::{StreamVerifier, stream_history};
 use crate::writer::{Command, Event, WriterHandle};
@@ -55,8 +56,10 @@ pub(crate) async fn session<F: EngineFs>(
 ) -> Result<Stopped, SessionError> {
     // Synchronous mode is a chain of waits (received, written, fsynced, acknowledged) that
     // a commit on the primary sits through: inline, without two thread hand-offs in it.
+    // Every fsync the writer makes is timed on its way to the file system.
+    let fsync_times = FsyncTimes::default();
     let sink = ArchiveWriter::new(
-        fs.clone(),
+        TimedFs::new(fs.clone(), fsync_times.clone()),
         settings.dir.clone(),
         prepared.seg_size,
         settings.durability,
@@ -75,10 +78,24 @@ pub(crate) async fn session<F: EngineFs>(
             )
         })?
     };
-    let result = stream(fs, settings, prepared, &mut writer, shutdown, status).await;
+    let result = stream(
+        fs,
+        settings,
+        prepared,
+        &mut writer,
+        &fsync_times,
+        shutdown,
+        status,
+    )
+    .await;
     // Whatever happened, what was written gets fsynced and the segment stays `.partial`.
     let _ = writer.send(Command::ClosePartial).await;
     writer.shutdown();
+    // The closing fsyncs count too.
+    let last = fsync_times.take();
+    if last.count() > 0 {
+        status.send_modify(|s| s.fsync.merge(&last));
+    }
     result
 }
 
@@ -88,6 +105,8 @@ struct Session<'a, F> {
     settings: &'a ReceiveSettings,
     status: &'a StatusSender,
     writer: &'a mut WriterHandle,
+    /// The writer's fsyncs timed since they were last moved into the status.
+    fsync_times: &'a FsyncTimes,
     policy: FeedbackPolicy,
     seg_size: WalSegSize,
     server: String,
@@ -108,6 +127,7 @@ async fn stream<F: EngineFs>(
     settings: &ReceiveSettings,
     prepared: Prepared,
     writer: &mut WriterHandle,
+    fsync_times: &FsyncTimes,
     shutdown: &mut Shutdown,
     status: &StatusSender,
 ) -> Result<Stopped, SessionError> {
@@ -141,6 +161,7 @@ async fn stream<F: EngineFs>(
         settings,
         status,
         writer,
+        fsync_times,
         policy,
         seg_size,
         server,
@@ -481,13 +502,16 @@ impl<F: EngineFs> Session<'_, F> {
     fn publish_positions(&self) {
         let (written, flushed) = (self.core.write_lsn(), self.core.flush_lsn());
         let unflushed = self.unflushed_since(now(), wall_clock());
+        let fsyncs = self.fsync_times.take();
         self.status.send_if_modified(|s| {
             let changed = s.written_lsn < written
                 || s.flushed_lsn < flushed
-                || s.unflushed_since != unflushed;
+                || s.unflushed_since != unflushed
+                || fsyncs.count() > 0;
             s.written_lsn = s.written_lsn.max(written);
             s.flushed_lsn = s.flushed_lsn.max(flushed);
             s.unflushed_since = unflushed;
+            s.fsync.merge(&fsyncs);
             changed
         });
     }

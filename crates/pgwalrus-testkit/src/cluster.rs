@@ -378,6 +378,32 @@ impl Cluster {
         }
     }
 
+    /// Crashes the server the way an operator would: `pg_ctl stop -m immediate -w` (every
+    /// process quits at once, no checkpoint, walsenders drop their connections), then waits
+    /// until the postmaster has exited; panics with the log if that fails. `start()` then
+    /// runs crash recovery.
+    pub fn stop_immediate(&self) {
+        let mut state = self.state_lock();
+        if let Err(e) = pg_ctl(
+            &self.pg,
+            &self.data,
+            &["-m", "immediate", "-w", "-t", "60", "stop"],
+            "pg_ctl stop -m immediate",
+        ) {
+            panic!(
+                "pgwalrus-testkit: stopping the cluster (immediate) failed: {e}\n{}",
+                self.log_tail()
+            );
+        }
+        if let Some(pid) = state.take() {
+            assert!(
+                wait_until(Duration::from_secs(30), || !process_alive(pid)),
+                "pgwalrus-testkit: postmaster {pid} still runs after pg_ctl stop -m immediate\n{}",
+                self.log_tail()
+            );
+        }
+    }
+
     /// Starts the stopped (or killed) server again, on the same port;
     /// panics with the log if it does not come up.
     pub fn start(&self) {

@@ -95,6 +95,10 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
         "bytes_behind": s.bytes_behind(),
         "bytes_received": s.bytes_received,
         "reconnects": s.reconnects,
+        "fsync": {
+            "count": s.fsync.count(),
+            "seconds": s.fsync.sum().as_secs_f64(),
+        },
         "unflushed_seconds": s.unflushed_since.map(|t| at.duration_since(t).unwrap_or_default().as_secs_f64()),
         "seconds_behind": s.time_behind(at).map(|d| d.as_secs_f64()),
         "retention_horizon": observed.horizon,
@@ -384,6 +388,14 @@ pub fn metrics(views: &[ServerView]) -> String {
         "Segments completed in the archive since the server's engine started.",
         &mut per_server(&|s: &ReceiverStatus| Some(s.segments_completed as f64)).into_iter(),
     );
+    family(
+        "pgwalrus_fsync_duration_seconds",
+        "histogram",
+        "How long the archive's WAL fsyncs took (file data; directory fsyncs are not counted).",
+        &mut rows
+            .iter()
+            .flat_map(|(name, s, _, _)| fsync_lines(name, &s.fsync)),
+    );
     let ships: Vec<(&str, ReceiverStatus, ShipStatus)> = rows
         .iter()
         .zip(views)
@@ -483,6 +495,24 @@ pub fn metrics(views: &[ServerView]) -> String {
     out
 }
 
+/// A server's `_bucket` (cumulative), `_sum` and `_count` lines of the fsync histogram,
+/// each without the family's name.
+fn fsync_lines(name: &str, fsync: &pgwalrus_receiver::FsyncHistogram) -> Vec<String> {
+    let mut lines: Vec<String> = fsync
+        .cumulative()
+        .map(|(bound, n)| {
+            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.as_secs_f64().to_string());
+            format!("_bucket{{server=\"{name}\",le=\"{le}\"}} {n}")
+        })
+        .collect();
+    lines.push(format!(
+        "_sum{{server=\"{name}\"}} {}",
+        fsync.sum().as_secs_f64()
+    ));
+    lines.push(format!("_count{{server=\"{name}\"}} {}", fsync.count()));
+    lines
+}
+
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
     value
@@ -502,6 +532,30 @@ mod tests {
         assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(iso8601(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_fsync_histogram_is_cumulative_with_sum_and_count() {
+        let mut h = pgwalrus_receiver::FsyncHistogram::default();
+        h.record(Duration::from_micros(80));
+        h.record(Duration::from_micros(300));
+        h.record(Duration::from_secs(3));
+        let lines = fsync_lines("a", &h);
+        assert_eq!(lines[0], "_bucket{server=\"a\",le=\"0.0001\"} 1");
+        assert_eq!(lines[1], "_bucket{server=\"a\",le=\"0.00025\"} 1");
+        assert_eq!(lines[2], "_bucket{server=\"a\",le=\"0.0005\"} 2");
+        assert!(
+            lines.contains(&"_bucket{server=\"a\",le=\"2.5\"} 2".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"_bucket{server=\"a\",le=\"10\"} 3".to_owned()),
+            "{lines:?}"
+        );
+        let n = lines.len();
+        assert_eq!(lines[n - 3], "_bucket{server=\"a\",le=\"+Inf\"} 3");
+        assert_eq!(lines[n - 2], "_sum{server=\"a\"} 3.00038");
+        assert_eq!(lines[n - 1], "_count{server=\"a\"} 3");
     }
 
     #[test]
@@ -546,6 +600,15 @@ mod tests {
         );
         // Unknown positions are left out, not reported as 0.
         assert!(!text.contains("pgwalrus_flushed_lsn_bytes{"), "{text}");
+        // The fsync histogram is there before any fsync, all zero.
+        assert!(
+            text.contains("# TYPE pgwalrus_fsync_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwalrus_fsync_duration_seconds_bucket{server=\"c\",le=\"+Inf\"} 0"),
+            "{text}"
+        );
         let json = status_json(&views);
         assert_eq!(json["servers"][1]["status"], "parked");
         assert_eq!(json["servers"][1]["parked_reason"], "wal_gone");

@@ -1,8 +1,9 @@
 //! `pgwalrus daemon` and `pgwalrus status` against real servers: several servers in one
 //! process, one crashing while the others stream, a server parked for another cluster's
 //! archive, a reload that adds, removes and keeps servers (the kept one keeps its
-//! walsender), an invalid file that changes nothing, the password nowhere to be seen, and
-//! every archive byte-identical to its server's `pg_wal`.
+//! walsender), an invalid file that changes nothing, the password nowhere to be seen, a
+//! fleet of three under pgbench riding out one primary's immediate stop, and every archive
+//! byte-identical to its server's `pg_wal` with no gap.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -296,6 +297,16 @@ fn daemon_archives_several_servers_parks_one_reloads_by_name_and_never_shows_the
     );
     assert!(
         metrics.contains("pgwalrus_server_parked{server=\"wrong\"} 1"),
+        "{metrics}"
+    );
+    // WAL was archived and fsynced: the fsync histogram counted it (checked by promtool
+    // below with the rest).
+    assert!(
+        metric(
+            &metrics,
+            "pgwalrus_fsync_duration_seconds_count{server=\"b\"}"
+        )
+        .is_some_and(|n| n > 0.0),
         "{metrics}"
     );
     assert!(http_get(&address, "/healthz").starts_with("ok"));
@@ -667,4 +678,188 @@ fn daemon_ships_a_server_to_object_storage_and_shows_it_in_status_and_metrics() 
         shipped,
         "the spool holds the same"
     );
+}
+
+/// The value of `series` (name and labels, exactly) in a `/metrics` text, if it is there.
+fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+/// The complete segments of `archive`, sorted; panics unless they follow each other with no
+/// gap (one timeline).
+#[track_caller]
+fn assert_no_gap(archive: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(archive)
+        .expect("list the archive")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    names.sort();
+    let segno = |n: &str| u64::from_str_radix(&n[8..], 16).expect("hex");
+    for pair in names.windows(2) {
+        assert_eq!(
+            segno(&pair[1]),
+            segno(&pair[0]) + 1,
+            "a gap in {} between {} and {}",
+            archive.display(),
+            pair[0],
+            pair[1]
+        );
+    }
+    names
+}
+
+/// `pgbench -n -N -c 2 -T SECONDS` in the background; output discarded. It ends early when
+/// its server goes away.
+fn pgbench_load(c: &Cluster, seconds: u32) -> crate::support::Guarded {
+    use std::process::Stdio;
+    let seconds = seconds.to_string();
+    crate::support::Guarded::spawn(
+        c.pgbench(&["-n", "-N", "-c", "2", "-T", &seconds])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
+#[test]
+fn a_fleet_under_load_rides_out_one_primarys_crash_with_no_gap_and_no_reconnect_elsewhere() {
+    const LOAD_SECONDS: u32 = 15;
+    let clusters = [cluster(), cluster(), cluster()];
+    let names = ["a", "b", "c"];
+    let home = Home::new();
+    let root = home.path().join("archive");
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut config = format!(
+        "listen = \"{address}\"\n\n[defaults]\nslot = \"pgwalrus\"\ncreate_slot = true\narchive = \"{}\"\nstatus_interval = 1\n",
+        root.display()
+    );
+    for (name, c) in names.iter().zip(&clusters) {
+        config.push_str(&format!(
+            "\n[[server]]\nname = \"{name}\"\nconninfo = \"host=127.0.0.1 port={} user={TRUST_USER}\"\n",
+            c.port()
+        ));
+    }
+    let config_path = home.path().join("pgwalrus.toml");
+    std::fs::write(&config_path, config).expect("write the configuration");
+    let config_arg = config_path.to_string_lossy().into_owned();
+    let daemon = Daemon {
+        home: &home,
+        address: address.clone(),
+        process: Background::spawn(
+            &home,
+            &["daemon", "-c", &config_arg],
+            &[],
+            &home.path().join("daemon.log"),
+        ),
+    };
+    for name in names {
+        daemon.wait_state(name, "streaming");
+    }
+    // pgbench's tables on all three at once (each writes more than 10 MiB of WAL).
+    std::thread::scope(|s| {
+        for c in &clusters {
+            s.spawn(|| {
+                let out = c
+                    .pgbench(&["-i", "-s", "1", "-q"])
+                    .output()
+                    .expect("run pgbench -i");
+                assert!(
+                    out.status.success(),
+                    "pgbench -i: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            });
+        }
+    });
+    let a = &clusters[0];
+    let mut loads: Vec<_> = clusters
+        .iter()
+        .map(|c| pgbench_load(c, LOAD_SECONDS))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Primary a crashes under load; b and c stream on.
+    let a_before = a.current_wal_lsn();
+    a.stop_immediate();
+    daemon.wait_state("a", "waiting");
+    let metrics = http_get(&address, "/metrics");
+    assert_eq!(
+        metric(
+            &metrics,
+            "pgwalrus_server_state{server=\"a\",state=\"waiting\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    for name in ["b", "c"] {
+        assert_eq!(daemon.server(name)["status"], "streaming");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    a.start();
+    // The old pgbench died with its server: a new one takes over.
+    loads[0] = pgbench_load(a, LOAD_SECONDS / 2);
+    daemon.wait_state("a", "streaming");
+    daemon.wait_flushed("a", &a_before);
+    for load in &mut loads {
+        // pgbench fails once its server goes away (a's first); only the end matters.
+        let _ = load.wait_timeout(Duration::from_secs(u64::from(LOAD_SECONDS) + 30));
+    }
+
+    // Quiet now: each server's last segment completes, and the daemon has it all.
+    for (name, c) in names.iter().zip(&clusters) {
+        c.switch_wal();
+        daemon.wait_flushed(name, &c.current_wal_lsn());
+        assert_eq!(daemon.server(name)["status"], "streaming", "{name}");
+    }
+    let row_a = daemon.server("a");
+    assert!(
+        row_a["reconnects"].as_u64().is_some_and(|n| n > 0),
+        "a reconnected by itself: {row_a}"
+    );
+    for name in ["b", "c"] {
+        let row = daemon.server(name);
+        assert_eq!(row["reconnects"], 0, "{name} never lost its stream: {row}");
+    }
+    let metrics = http_get(&address, "/metrics");
+    assert!(
+        metric(&metrics, "pgwalrus_reconnects_total{server=\"a\"}").is_some_and(|n| n > 0.0),
+        "{metrics}"
+    );
+    for name in names {
+        // Every server's archive was fsynced, and the histogram says so.
+        let count = metric(
+            &metrics,
+            &format!("pgwalrus_fsync_duration_seconds_count{{server=\"{name}\"}}"),
+        );
+        assert!(count.is_some_and(|n| n > 0.0), "{name}: {metrics}");
+        assert_eq!(
+            metric(
+                &metrics,
+                &format!("pgwalrus_fsync_duration_seconds_bucket{{server=\"{name}\",le=\"+Inf\"}}"),
+            ),
+            count,
+            "{name}"
+        );
+        let fsync = &daemon.server(name)["fsync"];
+        assert!(fsync["count"].as_u64().is_some_and(|n| n > 0), "{fsync}");
+    }
+    promtool(&["check", "metrics"], Some(&metrics));
+
+    let mut process = daemon.process;
+    process.signal("TERM");
+    process.expect_exit(0, Duration::from_secs(30));
+    for ((name, c), at_least) in names.iter().zip(&clusters).zip([10, 10, 10]) {
+        let archive = root.join(name);
+        let segments = assert_no_gap(&archive);
+        let compared = assert_identical(c, &archive);
+        assert_eq!(compared, segments.len());
+        assert!(
+            compared >= at_least,
+            "{name}: only {compared} segments archived"
+        );
+    }
 }

@@ -15,7 +15,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pgwalrus_testkit::{Cluster, process_alive, server_command, wait_until};
+use pgwalrus_testkit::{Cluster, wait_until};
 
 use crate::receive_support::{
     Fixture, Lsn, PATIENCE, Rng, listing, pgbench, seed, segment_name, snapshot,
@@ -30,42 +30,13 @@ const EACH: usize = 7;
 enum GoAway {
     /// `pg_ctl -m fast stop` ([`Cluster::stop`]).
     Fast,
-    /// `pg_ctl -m immediate stop` ([`stop_immediate`]).
+    /// `pg_ctl -m immediate stop` ([`Cluster::stop_immediate`]).
     Immediate,
     /// `kill -9` of the postmaster ([`Cluster::kill9`]).
     Kill9,
 }
 
 const KINDS: [GoAway; 3] = [GoAway::Fast, GoAway::Immediate, GoAway::Kill9];
-
-/// `pg_ctl -m immediate -w stop` as the server's OS user, then waits until the postmaster
-/// has exited: every server process quits at once, with no shutdown checkpoint, and the
-/// next [`Cluster::start`] runs crash recovery. (The testkit's `stop()` is `-m fast`; its
-/// record of the postmaster's pid keeps the dead pid, which `start()` accepts.)
-#[track_caller]
-fn stop_immediate(c: &Cluster) {
-    let pid = c.pid();
-    let out = server_command(c.pg().tool("pg_ctl"))
-        .arg("-D")
-        .arg(c.data_dir())
-        .args(["-m", "immediate", "-w", "-t", "60", "stop"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run pg_ctl");
-    assert!(
-        out.status.success(),
-        "pg_ctl -m immediate stop failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // pg_ctl returns once postmaster.pid is gone, slightly before the postmaster has exited.
-    assert!(
-        wait_until(PATIENCE, || !process_alive(pid)),
-        "postmaster {pid} still runs after pg_ctl -m immediate stop"
-    );
-}
 
 /// The last checkpoint record of the stopped server `f.c`, from its start to its end: the
 /// position from `global/pg_control` (`state` at byte 16 must be `DB_SHUTDOWNED`, 1;
@@ -139,7 +110,7 @@ fn receive_follows_a_primary_through_fast_immediate_and_kill9_shutdowns_under_lo
         );
         match kind {
             GoAway::Fast => f.c.stop(),
-            GoAway::Immediate => stop_immediate(&f.c),
+            GoAway::Immediate => f.c.stop_immediate(),
             GoAway::Kill9 => f.c.kill9(),
         }
         load.kill9();
