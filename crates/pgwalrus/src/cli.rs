@@ -209,8 +209,8 @@ pub enum StatsKind {
 /// `pgwalrus dump`.
 #[derive(Debug, Clone, Args)]
 pub struct DumpArgs {
-    /// Archive directory or one segment file.
-    #[arg(value_name = "DIR|FILE", default_value = ".")]
+    /// Archive directory, one segment file, or an object-storage archive `s3://BUCKET/PREFIX`.
+    #[arg(value_name = "DIR|FILE|URL", default_value = ".")]
     pub path: std::path::PathBuf,
     /// Follow this timeline's history (default: the newest timeline in the archive).
     #[arg(long = "timeline", value_name = "TLI")]
@@ -230,6 +230,9 @@ pub struct DumpArgs {
     /// One JSON object per record.
     #[arg(long = "json", conflicts_with = "stats")]
     pub json: bool,
+    /// Object storage: `--archive s3://…` (or the URL as DIR) and its settings.
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 /// Connection flags shared by every command that talks to a server.

@@ -18,6 +18,32 @@ use crate::walk::{Event, WalkOptions, split_file_argument, walk};
 /// Exit 2 when the archive cannot be read, 1 when problems interrupted the records (they are
 /// printed on stderr as they are met, as pg_waldump does).
 pub fn run(args: &DumpArgs) -> Outcome {
+    let url = args.bucket.archive.clone().or_else(|| {
+        args.path
+            .to_str()
+            .filter(|p| p.starts_with("s3://"))
+            .map(str::to_owned)
+    });
+    if let Some(url) = url {
+        // An object-storage archive: read once into a temporary directory, then dumped.
+        let downloaded = crate::verify_bucket::download_archive(&args.bucket, &url)?;
+        for (key, why) in &downloaded.damaged {
+            tracing::error!("{key}: {why}");
+        }
+        let local = DumpArgs {
+            path: downloaded.copy.path().to_path_buf(),
+            bucket: crate::cli::BucketArgs::default(),
+            ..args.clone()
+        };
+        let dumped = run(&local);
+        if dumped.is_ok() && !downloaded.damaged.is_empty() {
+            return Err(Failure::msg(
+                Exit::PROBLEMS_FOUND,
+                format!("{} damaged object(s) in {url}", downloaded.damaged.len()),
+            ));
+        }
+        return dumped;
+    }
     let (dir, only_file) = if args.path.is_file() {
         let (dir, name) = split_file_argument(&args.path).ok_or_else(|| {
             Failure::msg(

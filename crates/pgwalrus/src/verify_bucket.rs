@@ -1,4 +1,4 @@
-//! `pgwalrus verify s3://…`: every object of an object-storage archive read once — each
+//! `pgwalrus verify s3://…` (and `dump s3://…`): every object of an object-storage archive read once — each
 //! checked against the SHA-256 in its metadata on the way — into a temporary directory,
 //! then the same walk as a local archive: continuity along the timelines, every page header
 //! and record CRC, the `xl_prev` chain. A damaged object is named by its key (and, not being
@@ -17,18 +17,49 @@ use crate::cli::VerifyArgs;
 use crate::exit::Exit;
 use crate::failure::{Failure, Outcome};
 
-/// Runs `verify` on the bucket at `url`.
+/// An archive downloaded from a bucket: a temporary directory (removed when dropped), the
+/// objects that could not be used, and how many objects were read.
+pub(crate) struct Downloaded {
+    /// The local copy.
+    pub(crate) copy: Copy,
+    /// Objects that are not what they should be: (key, why). Not written to the copy.
+    pub(crate) damaged: Vec<(String, String)>,
+    /// Objects read.
+    pub(crate) objects: usize,
+}
+
+/// Downloads the archive at `url` (each object once, checked against its SHA-256).
 ///
 /// # Errors
-/// Exit 1 when problems were found, 2 when the bucket could not be read.
-pub fn run(args: &VerifyArgs, url: &str, quiet: bool) -> Outcome {
-    let settings = crate::receive::bucket_settings(&args.bucket, url)?;
+/// Exit 2 when the bucket cannot be read or holds no archive; 5 for local I/O.
+pub(crate) fn download_archive(
+    bucket_args: &crate::cli::BucketArgs,
+    url: &str,
+) -> Result<Downloaded, Failure> {
+    let settings = crate::receive::bucket_settings(bucket_args, url)?;
     let failed = |e: pgwalrus_bucket::Error| Failure::new(Exit::Config, e);
     let bucket = crate::archiver::open_bucket(&settings).map_err(failed)?;
     let copy = Copy::new()?;
     let runtime = crate::connection::runtime()?;
     let mut damaged = Vec::new();
     let objects = runtime.block_on(download(&bucket, copy.path(), &mut damaged))?;
+    Ok(Downloaded {
+        copy,
+        damaged,
+        objects,
+    })
+}
+
+/// Runs `verify` on the bucket at `url`.
+///
+/// # Errors
+/// Exit 1 when problems were found, 2 when the bucket could not be read.
+pub fn run(args: &VerifyArgs, url: &str, quiet: bool) -> Outcome {
+    let Downloaded {
+        copy,
+        damaged,
+        objects,
+    } = download_archive(&args.bucket, url)?;
     let mut stdout_lines = String::new();
     for (key, why) in &damaged {
         stdout_lines.push_str(&format!("problem: {key}: {why}\n"));
@@ -125,7 +156,7 @@ async fn download(
 }
 
 /// The temporary copy, removed when dropped.
-struct Copy(PathBuf);
+pub(crate) struct Copy(PathBuf);
 
 impl Copy {
     fn new() -> Result<Copy, Failure> {
@@ -140,7 +171,7 @@ impl Copy {
         Ok(Copy(dir))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
