@@ -75,6 +75,10 @@ pub struct Bucket {
     create_only: Option<bool>,
 }
 
+/// Retries of one request by the store's client. The shipping stage retries failed rounds
+/// itself (1 s doubling to 30 s), so its requests give up early and say so.
+const RETRIES: usize = 4;
+
 /// Per-request time limit. A segment of 16 MiB over a slow link fits; a larger one still
 /// makes progress, since the limit applies to each request of the store's retries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -86,6 +90,16 @@ impl Bucket {
     /// # Errors
     /// [`Error::Settings`] when the store refuses the configuration.
     pub fn open(r: &Resolved) -> Result<Bucket> {
+        Bucket::open_with_retries(r, RETRIES)
+    }
+
+    /// [`Bucket::open`] whose requests are retried up to `retries` times (backoff from
+    /// 100 ms doubling to 15 s, within a minute): for a caller that must not give up on a
+    /// store that is briefly unavailable — `restore`, which otherwise stops recovery.
+    ///
+    /// # Errors
+    /// As for [`Bucket::open`].
+    pub fn open_with_retries(r: &Resolved, retries: usize) -> Result<Bucket> {
         // reqwest takes the process's rustls provider; ring is the tree's one provider. When
         // an embedding program installed its own first, that one is used.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,7 +115,7 @@ impl Bucket {
             )
             .with_retry(RetryConfig {
                 backoff: BackoffConfig::default(),
-                max_retries: 4,
+                max_retries: retries,
                 retry_timeout: Duration::from_secs(60),
             });
         if let Some(endpoint) = &r.endpoint {

@@ -48,6 +48,14 @@ pub(crate) fn open_bucket(settings: &BucketSettings) -> Result<Bucket, pgwalrus_
     Bucket::open(&settings.resolve(&ProcessEnv)?)
 }
 
+/// [`open_bucket`] for `restore`: a store that is briefly unavailable (a 503 while a node
+/// rejoins its cluster) is waited for, up to about a minute, before recovery is stopped.
+pub(crate) fn open_bucket_patient(
+    settings: &BucketSettings,
+) -> Result<Bucket, pgwalrus_bucket::Error> {
+    Bucket::open_with_retries(&settings.resolve(&ProcessEnv)?, 10)
+}
+
 /// Why an archiver stopped.
 #[derive(Debug)]
 pub(crate) enum Stop {

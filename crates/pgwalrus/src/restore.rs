@@ -69,7 +69,7 @@ pub fn run(args: &RestoreArgs) -> Outcome {
         let worker = |e: String| abort(format!("prefetch worker for \"{}\": {e}", cache.display()));
         let settings = crate::receive::bucket_settings(&args.bucket, url)
             .map_err(|e| worker(format!("{:#}", e.error)))?;
-        let bucket = crate::archiver::open_bucket(&settings)
+        let bucket = crate::archiver::open_bucket_patient(&settings)
             .map_err(|e| worker(pgwalrus_bucket::ship::error_chain(&e)))?;
         let remote = bucket::Remote::open(bucket, args.system_identifier, cache).map_err(worker)?;
         return bucket::work(&remote, args.prefetch.min(spool::MAX_DEPTH))
@@ -131,7 +131,7 @@ fn restore_remote(
 ) -> Outcome {
     let bucket = crate::receive::bucket_settings(&args.bucket, url)
         .map_err(|e| abort(format!("cannot restore from {url}: {:#}", e.error)))?;
-    let bucket = crate::archiver::open_bucket(&bucket).map_err(|e| {
+    let bucket = crate::archiver::open_bucket_patient(&bucket).map_err(|e| {
         abort(format!(
             "cannot restore from {url}: {}",
             pgwalrus_bucket::ship::error_chain(&e)
