@@ -452,19 +452,18 @@ fn kill_9_with_a_store_failing_one_request_in_five_loses_and_overwrites_nothing(
     let proxy = pgwalrus_testkit::HttpFaultProxy::start(s3.port(), 5, rng.next_u64());
     f.c.psql("SELECT 1 FROM pg_create_physical_replication_slot('walrus_s3', true)");
     pgbench(&f.c, &["-i", "-s", "1", "-q"]);
-    let seconds = (60 + kills * 3).to_string();
-    let mut cmd =
-        crate::receive_support::pgbench_command(&f.c, &["-n", "-c", "2", "-T", &seconds]);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut load = crate::support::Guarded::spawn(&mut cmd);
-    let args = ["-S", "walrus_s3", "--ship-partial-interval", "1"];
     // bench/soak-bucket-kill9.sh runs this test with more kills (and a longer load).
     let kills: u64 = std::env::var("PGWALRUS_SOAK_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    let seconds = (60 + kills * 3).to_string();
+    let mut cmd = crate::receive_support::pgbench_command(&f.c, &["-n", "-c", "2", "-T", &seconds]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut load = crate::support::Guarded::spawn(&mut cmd);
+    let args = ["-S", "walrus_s3", "--ship-partial-interval", "1"];
     for _ in 0..kills {
         let mut r = receive_via(&f, &s3, &proxy.endpoint(), "k9", &args);
         std::thread::sleep(Duration::from_millis(rng.range(300, 2500)));
