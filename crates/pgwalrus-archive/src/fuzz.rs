@@ -84,22 +84,7 @@ pub fn inventory_names(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    /// Every saved input of fuzz target `target` (`fuzz/corpus/<target>/`) through `run`.
-    fn replay(target: &str, run: fn(&[u8])) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/corpus")
-            .join(target);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut count = 0;
-        for entry in entries {
-            let path = entry.unwrap().path();
-            run(&std::fs::read(&path).unwrap());
-            count += 1;
-        }
-        assert!(count > 0, "{} is empty", dir.display());
-    }
+    use pgwalrus_wal::fuzz::replay;
 
     #[test]
     fn the_fuzz_corpora_replay_without_a_panic() {

@@ -546,7 +546,6 @@ impl Shipper {
             }
             Upload::Segment(s) => {
                 self.shipped.segment = Some(s.plain().to_string());
-                self.save_state()?;
                 // Chunks of a segment that is now in the bucket complete are only cost; a
                 // failure to remove them keeps their record for the next try.
                 if let Err(e) = self.drop_chunks(s).await {

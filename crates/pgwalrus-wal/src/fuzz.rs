@@ -105,24 +105,33 @@ fn exercise(major: PgMajor, record: &Record) {
     let _ = stats.render(major, true);
 }
 
+/// Runs every saved input of fuzz target `target` (`fuzz/corpus/<target>/` of the
+/// workspace) through `run`: the stable-toolchain regression run of the fuzz targets, called
+/// from the unit tests of each crate that has targets.
+///
+/// # Panics
+/// When the corpus is missing or empty, or when `run` panics on an input.
+#[doc(hidden)]
+pub fn replay(target: &str, run: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut count = 0;
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        run(&data);
+        count += 1;
+    }
+    assert!(count > 0, "{} is empty", dir.display());
+}
+
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    /// Every saved input of fuzz target `target` (`fuzz/corpus/<target>/`) through `run`.
-    fn replay(target: &str, run: fn(&[u8])) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/corpus")
-            .join(target);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut count = 0;
-        for entry in entries {
-            let path = entry.unwrap().path();
-            run(&std::fs::read(&path).unwrap());
-            count += 1;
-        }
-        assert!(count > 0, "{} is empty", dir.display());
-    }
+    use super::replay;
 
     #[test]
     fn the_fuzz_corpora_replay_without_a_panic() {

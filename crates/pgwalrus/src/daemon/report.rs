@@ -114,7 +114,7 @@ pub fn row(view: &ServerView, at: SystemTime) -> Value {
 /// The shipping part of a server's row.
 fn ship_row(s: &ReceiverStatus, ship: &ShipStatus, at: SystemTime) -> Value {
     let time = |t: Option<SystemTime>| t.map(iso8601);
-    let shipped = shipped_lsn(ship);
+    let shipped = ship.shipped_end();
     json!({
         "archive": ship.url,
         "state": ship_state(ship.state),
@@ -143,13 +143,9 @@ fn ship_row(s: &ReceiverStatus, ship: &ShipStatus, at: SystemTime) -> Value {
     })
 }
 
-fn shipped_lsn(ship: &ShipStatus) -> Option<pgwalrus_wal::Lsn> {
-    ship.shipped_end()
-}
-
 /// Bytes durable locally that the bucket does not hold yet (on the timeline received).
 fn ship_lag_bytes(s: &ReceiverStatus, ship: &ShipStatus) -> Option<u64> {
-    let shipped = shipped_lsn(ship)?;
+    let shipped = ship.shipped_end()?;
     s.flushed_lsn
         .is_valid()
         .then(|| s.flushed_lsn.as_u64().saturating_sub(shipped.as_u64()))
@@ -415,7 +411,7 @@ pub fn metrics(views: &[ServerView]) -> String {
             "pgwalrus_shipped_lsn_bytes",
             "gauge",
             "End of the WAL the bucket holds (complete segments and chunks of the open one), as a byte position.",
-            (&|_: &ReceiverStatus, ship: &ShipStatus| shipped_lsn(ship).map(|l| l.as_u64() as f64))
+            (&|_: &ReceiverStatus, ship: &ShipStatus| ship.shipped_end().map(|l| l.as_u64() as f64))
                 as &dyn Fn(&ReceiverStatus, &ShipStatus) -> Option<f64>,
         ),
         (

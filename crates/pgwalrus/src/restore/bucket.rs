@@ -23,8 +23,8 @@ use pgwalrus_archive::StdFs;
 use pgwalrus_archive::durable::{self, Durability};
 use pgwalrus_bucket::meta;
 use pgwalrus_bucket::{Bucket, Layout, Stamp};
+use pgwalrus_wal::SegNo;
 use pgwalrus_wal::names::{FileName, HistoryName, SegmentName};
-use pgwalrus_wal::{SegNo, WalSegSize};
 
 /// Where the cache records that it belongs to an archive of this cluster.
 const MARKER: &str = ".pgwalrus-bucket";
@@ -195,7 +195,7 @@ impl Remote {
         url: &str,
     ) -> std::io::Result<()> {
         let cache = &self.source.cache;
-        let text = format!("{} {}\n", served.plain(), served.seg_size().bytes());
+        let text = super::spool::cursor_text(served);
         // A hint, not data: no fsync.
         durable::replace_file(
             &StdFs::new(),
@@ -204,7 +204,7 @@ impl Remote {
             Durability::NoSync,
         )
         .map_err(std::io::Error::other)?;
-        if lock(cache)?.is_none() {
+        if super::spool::try_lock(&cache.join(LOCK))?.is_none() {
             return Ok(());
         }
         let mut command = std::process::Command::new(std::env::current_exe()?);
@@ -335,41 +335,17 @@ const ABSENT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// Downloads at once.
 const AT_ONCE: usize = 4;
 
-/// The prefetch lock of `cache`, taken: `None` when a worker holds it.
-fn lock(cache: &Path) -> std::io::Result<Option<std::fs::File>> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(cache.join(LOCK))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
-    }
-}
-
-/// The worker's clock: its idle timer and the pause after a missing object.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the prefetch worker's idle timeout is its only use of time"
-)]
-fn now() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
 /// The prefetch worker of `remote`'s cache (see the module documentation).
 ///
 /// # Errors
 /// The lock file cannot be opened.
 pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
     let cache = remote.source.cache.clone();
-    let Some(_lock) = lock(&cache)? else {
+    let Some(_lock) = super::spool::try_lock(&cache.join(LOCK))? else {
         return Ok(());
     };
     let mut cursor: Option<String> = None;
-    let mut moved = now();
+    let mut moved = super::spool::now();
     let mut absent: Vec<(SegmentName, std::time::Instant)> = Vec::new();
     loop {
         if !cache.is_dir() {
@@ -378,17 +354,17 @@ pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
         let current = std::fs::read_to_string(cache.join(CURSOR)).ok();
         if current != cursor {
             cursor = current;
-            moved = now();
+            moved = super::spool::now();
             absent.clear();
         }
-        if now().duration_since(moved) > IDLE {
+        if super::spool::now().duration_since(moved) > IDLE {
             return Ok(());
         }
-        let Some(at) = cursor.as_deref().and_then(parse_cursor) else {
+        let Some(at) = cursor.as_deref().and_then(super::spool::parse_cursor) else {
             std::thread::sleep(POLL);
             continue;
         };
-        absent.retain(|(_, since)| now().duration_since(*since) < ABSENT_FOR);
+        absent.retain(|(_, since)| super::spool::now().duration_since(*since) < ABSENT_FOR);
         // Served segments are removed by their restore; anything older that is left (a
         // download that finished after its restore) goes here.
         if let Ok(entries) = std::fs::read_dir(&cache) {
@@ -435,23 +411,13 @@ pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
         for (name, result) in results {
             match result {
                 Ok(Fetched::Cached(_)) => {}
-                Ok(Fetched::Missing(_)) => absent.push((name, now())),
+                Ok(Fetched::Missing(_)) => absent.push((name, super::spool::now())),
                 // The restore that asks for it meets the problem itself and says so.
                 Err(e) => {
                     tracing::debug!("--prefetch: {e}");
-                    absent.push((name, now()));
+                    absent.push((name, super::spool::now()));
                 }
             }
         }
-    }
-}
-
-fn parse_cursor(text: &str) -> Option<SegmentName> {
-    let mut fields = text.split_whitespace();
-    let name = fields.next()?;
-    let seg_size = WalSegSize::new(fields.next()?.parse().ok()?).ok()?;
-    match FileName::parse(name, seg_size) {
-        Ok(FileName::Segment(s)) => Some(s),
-        _ => None,
     }
 }

@@ -60,12 +60,12 @@ const REPLAN: Duration = Duration::from_secs(1);
 /// The deepest prefetch accepted.
 pub(crate) const MAX_DEPTH: u32 = 1024;
 
-/// The one place the restore command reads the clock: the worker's idle timer.
+/// The one place the restore command reads the clock: the prefetch workers' idle timers.
 #[allow(
     clippy::disallowed_methods,
     reason = "the prefetch worker's idle timeout and replanning interval are its only use of time"
 )]
-fn now() -> Instant {
+pub(super) fn now() -> Instant {
     Instant::now()
 }
 
@@ -166,7 +166,7 @@ impl Spool {
     ) -> io::Result<()> {
         let cursor = self.dir.join(CURSOR);
         let staged = durable::stage_beside(fs, &cursor).map_err(into_io)?;
-        let text = format!("{} {}\n", served.plain(), served.seg_size().bytes());
+        let text = cursor_text(served);
         if let Err(e) = staged.file.write_all_at(text.as_bytes(), 0) {
             let _ = durable::discard_staged(fs, staged);
             return Err(e);
@@ -193,33 +193,12 @@ impl Spool {
 
     /// Whether a worker holds the lock.
     fn worker_running(&self) -> io::Result<bool> {
-        let lock = self.open_lock()?;
-        match lock.try_lock() {
-            Ok(()) => Ok(false),
-            Err(TryLockError::WouldBlock) => Ok(true),
-            Err(TryLockError::Error(e)) => Err(e),
-        }
-    }
-
-    fn open_lock(&self) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.dir.join(LOCK))
+        Ok(try_lock(&self.dir.join(LOCK))?.is_none())
     }
 
     /// The last segment a restore served.
     fn cursor(&self) -> Option<SegmentName> {
-        let text = std::fs::read_to_string(self.dir.join(CURSOR)).ok()?;
-        let mut fields = text.split_whitespace();
-        let name = fields.next()?;
-        let seg_size = WalSegSize::new(fields.next()?.parse().ok()?).ok()?;
-        match FileName::parse(name, seg_size) {
-            Ok(FileName::Segment(s)) => Some(s),
-            _ => None,
-        }
+        parse_cursor(&std::fs::read_to_string(self.dir.join(CURSOR)).ok()?)
     }
 
     /// Spooled segment files (and our temporary files) with their names.
@@ -234,6 +213,39 @@ impl Spool {
                 (name != LOCK && name != CURSOR).then(|| (name, e.path()))
             })
             .collect()
+    }
+}
+
+/// A cursor file's content: the segment served and the cluster's segment size, which its
+/// name alone does not tell.
+pub(super) fn cursor_text(served: SegmentName) -> String {
+    format!("{} {}\n", served.plain(), served.seg_size().bytes())
+}
+
+/// The segment a cursor file names.
+pub(super) fn parse_cursor(text: &str) -> Option<SegmentName> {
+    let mut fields = text.split_whitespace();
+    let name = fields.next()?;
+    let seg_size = WalSegSize::new(fields.next()?.parse().ok()?).ok()?;
+    match FileName::parse(name, seg_size) {
+        Ok(FileName::Segment(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The lock file at `path` (created if missing), taken: `None` when another process holds
+/// it. The kernel releases it when the holder exits, however it exits.
+pub(super) fn try_lock(path: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(e),
     }
 }
 
@@ -305,12 +317,9 @@ pub(crate) fn work(spool_dir: &Path, archive: &Path, depth: u32) -> io::Result<(
 /// [`work`] with its idle time as an argument.
 fn work_until_idle(spool_dir: &Path, archive: &Path, depth: u32, idle: Duration) -> io::Result<()> {
     let spool = Spool::at(spool_dir);
-    let lock = spool.open_lock()?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(()),
-        Err(TryLockError::Error(e)) => return Err(e),
-    }
+    let Some(_lock) = try_lock(&spool.dir.join(LOCK))? else {
+        return Ok(());
+    };
     let fs = StdFs::new();
     let mut cursor: Option<SegmentName> = None;
     let mut moved = now();

@@ -12,26 +12,47 @@ use pgwalrus_testkit::{S3Server, wait_until};
 use crate::receive_support::{Fixture, PATIENCE, pgbench, segment_name};
 use crate::support::Background;
 
-/// `receive --archive URL EXTRA…` with the server's AWS environment.
+/// `receive --archive URL EXTRA…` into the fixture's archive directory, with the server's
+/// AWS environment.
 fn receive_to(f: &Fixture, s3: &S3Server, prefix: &str, extra: &[&str]) -> Background {
+    let log = format!("receive-s3-{}.log", prefix.replace('/', "-"));
+    receive_into(f, s3, prefix, &f.archive, None, extra, &log)
+}
+
+/// `receive -D SPOOL --archive URL EXTRA…` with `s3`'s AWS environment, its endpoint replaced
+/// by `endpoint` when given (a fault proxy in front of `s3`); stderr to `log` in the
+/// cluster's directory.
+fn receive_into(
+    f: &Fixture,
+    s3: &S3Server,
+    prefix: &str,
+    spool: &Path,
+    endpoint: Option<&str>,
+    extra: &[&str],
+    log: &str,
+) -> Background {
     let url = s3.url(prefix);
-    let archive = f.archive.display().to_string();
+    let spool = spool.display().to_string();
     let mut args = vec![
         "receive",
         "-D",
-        archive.as_str(),
+        spool.as_str(),
         "-d",
         f.conninfo.as_str(),
         "--archive",
         url.as_str(),
     ];
     args.extend_from_slice(extra);
-    let env = s3.env();
+    let mut env = s3.env();
+    if let Some(endpoint) = endpoint {
+        for (k, v) in &mut env {
+            if *k == "AWS_ENDPOINT_URL" {
+                endpoint.clone_into(v);
+            }
+        }
+    }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let log =
-        f.c.root_dir()
-            .join(format!("receive-s3-{}.log", prefix.replace('/', "-")));
-    Background::spawn(&f.home, &args, &env, &log)
+    Background::spawn(&f.home, &args, &env, &f.c.root_dir().join(log))
 }
 
 /// The cluster's archive root in the bucket's directory.
@@ -411,39 +432,6 @@ fn losing_the_archive_host_loses_at_most_the_partial_interval_and_a_new_receiver
     );
 }
 
-/// `receive --archive` against `endpoint` (a fault proxy in front of `s3`).
-fn receive_via(
-    f: &Fixture,
-    s3: &S3Server,
-    endpoint: &str,
-    prefix: &str,
-    extra: &[&str],
-) -> Background {
-    let url = s3.url(prefix);
-    let archive = f.archive.display().to_string();
-    let mut args = vec![
-        "receive",
-        "-D",
-        archive.as_str(),
-        "-d",
-        f.conninfo.as_str(),
-        "--archive",
-        url.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    let mut env = s3.env();
-    for (k, v) in &mut env {
-        if *k == "AWS_ENDPOINT_URL" {
-            *v = endpoint.to_owned();
-        }
-    }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let log =
-        f.c.root_dir()
-            .join(format!("receive-via-{}.log", prefix.replace('/', "-")));
-    Background::spawn(&f.home, &args, &env, &log)
-}
-
 #[test]
 fn kill_9_with_a_store_failing_one_request_in_five_loses_and_overwrites_nothing() {
     let f = Fixture::small();
@@ -465,14 +453,30 @@ fn kill_9_with_a_store_failing_one_request_in_five_loses_and_overwrites_nothing(
     let mut load = crate::support::Guarded::spawn(&mut cmd);
     let args = ["-S", "walrus_s3", "--ship-partial-interval", "1"];
     for _ in 0..kills {
-        let mut r = receive_via(&f, &s3, &proxy.endpoint(), "k9", &args);
+        let mut r = receive_into(
+            &f,
+            &s3,
+            "k9",
+            &f.archive,
+            Some(&proxy.endpoint()),
+            &args,
+            "receive-via-k9.log",
+        );
         std::thread::sleep(Duration::from_millis(rng.range(300, 2500)));
         f.c.switch_wal();
         std::thread::sleep(Duration::from_millis(rng.range(100, 1000)));
         r.kill9();
     }
     load.kill9();
-    let mut r = receive_via(&f, &s3, &proxy.endpoint(), "k9", &args);
+    let mut r = receive_into(
+        &f,
+        &s3,
+        "k9",
+        &f.archive,
+        Some(&proxy.endpoint()),
+        &args,
+        "receive-via-k9.log",
+    );
     let end = f.switch();
     let last = segment_name(1, f.segno_before(end), f.seg_size);
     let wal = root(&s3, "k9", &f).join("wal");
@@ -671,32 +675,6 @@ fn verify_names_damaged_and_missing_objects_and_prune_keeps_the_newest_in_the_bu
     );
 }
 
-/// `receive --archive` into spool `spool` (not the fixture's archive directory).
-fn receive_spool(
-    f: &Fixture,
-    s3: &S3Server,
-    prefix: &str,
-    spool: &Path,
-    extra: &[&str],
-    log: &str,
-) -> Background {
-    let url = s3.url(prefix);
-    let spool = spool.display().to_string();
-    let mut args = vec![
-        "receive",
-        "-D",
-        spool.as_str(),
-        "-d",
-        f.conninfo.as_str(),
-        "--archive",
-        url.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    let env = s3.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Background::spawn(&f.home, &args, &env, &f.c.root_dir().join(log))
-}
-
 #[test]
 fn two_archivers_on_one_slot_one_streams_the_other_takes_over_when_it_dies() {
     let f = Fixture::small();
@@ -715,7 +693,7 @@ fn two_archivers_on_one_slot_one_streams_the_other_takes_over_when_it_dies() {
     );
     std::fs::create_dir_all(&spool_a).unwrap();
     std::fs::create_dir_all(&spool_b).unwrap();
-    let mut a = receive_spool(&f, &s3, "two", &spool_a, &args, "a.log");
+    let mut a = receive_into(&f, &s3, "two", &spool_a, None, &args, "a.log");
     f.wait_streaming("pgwalrus", &a);
     pgbench(&f.c, &["-i", "-s", "1", "-q"]);
     let end = f.switch();
@@ -727,7 +705,7 @@ fn two_archivers_on_one_slot_one_streams_the_other_takes_over_when_it_dies() {
         a.stderr()
     );
     // B starts on a new machine: its spool is prepared from the bucket.
-    let mut b = receive_spool(&f, &s3, "two", &spool_b, &args, "b.log");
+    let mut b = receive_into(&f, &s3, "two", &spool_b, None, &args, "b.log");
     // B waits: the slot is the lock.
     assert!(
         wait_until(PATIENCE, || b.stderr().contains("active")),
