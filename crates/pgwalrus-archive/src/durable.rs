@@ -266,6 +266,28 @@ pub fn reopen_partial<F: ArchiveFs>(
     })
 }
 
+/// Checks that `path` still names the open `file` before the caller does `op` with it
+/// (reports its data durable, or renames it): `fstat(file)` and `stat(path)` compared.
+///
+/// Guards against: another process (a second receiver on the same directory, an operator's
+/// `mv`) having moved, removed or replaced the file. The descriptor would go on writing
+/// into a file the archive no longer holds, so its data must not be reported flushed, and a
+/// `rename` of the path would give the final name to the other file.
+///
+/// # Errors
+///
+/// [`Error::Replaced`] naming `path` and `op`; [`Error::Io`] with [`Op::Stat`].
+pub fn ensure_named<Fi: ArchiveFile>(file: &Fi, path: &Path, op: Op) -> Result<()> {
+    match file.is_named(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Replaced {
+            path: path.to_path_buf(),
+            op,
+        }),
+        Err(e) => Err(Error::io(Op::Stat, path, e)),
+    }
+}
+
 /// Gives a fully written `.partial` segment its final name. Returns the final path.
 ///
 /// System calls, in order:
@@ -273,6 +295,8 @@ pub fn reopen_partial<F: ArchiveFs>(
 /// 1. `fdatasync(file)` — every byte is on stable storage before the file is called
 ///    complete. Guards against: a crash leaving a final-named segment with missing data,
 ///    which restart would trust and skip.
+/// 1a. `fstat(file)`, `stat(NAME.partial)` ([`ensure_named`]) — the name still means the
+///    file written. Guards against: renaming a file another process put in its place.
 /// 2. `rename(NAME.partial, NAME)` — atomic: after a crash the segment is under exactly one
 ///    of the two names, complete either way.
 /// 3. `fsync(dir)` — the final name is durable before completion is reported (to the
@@ -281,7 +305,8 @@ pub fn reopen_partial<F: ArchiveFs>(
 /// # Errors
 ///
 /// [`Error::Io`] with [`Op::Sync`], [`Op::Rename`] or [`Op::SyncDir`]; all of them poison
-/// ([`Error::is_poisoning`]).
+/// ([`Error::is_poisoning`]). [`Error::Replaced`] (or [`Error::Io`] with [`Op::Stat`])
+/// when the `.partial` name no longer means the file: nothing is renamed.
 pub fn complete_segment<F: ArchiveFs>(
     fs: &F,
     dir: &Path,
@@ -289,6 +314,7 @@ pub fn complete_segment<F: ArchiveFs>(
     durability: Durability,
 ) -> Result<(SegmentName, PathBuf)> {
     sync_data(&segment.file, &segment.path, durability)?;
+    ensure_named(&segment.file, &segment.path, Op::Rename)?;
     let done = segment.name.not_partial();
     let done_path = dir.join(done.to_string());
     fs.rename(&segment.path, &done_path)

@@ -93,6 +93,20 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The segment file being written is no longer under its name: another process moved,
+    /// removed or replaced it while the writer had it open. The writer refuses to report
+    /// what it wrote there as durable, or to give the file its final name.
+    #[error(
+        "segment file {} is no longer the file being written: another process moved, removed or replaced it; refusing to {op} it (what was written into it since the last fsync is not in the archive)",
+        path.display()
+    )]
+    Replaced {
+        /// The `.partial` path the writer opened.
+        path: PathBuf,
+        /// What the writer was about to do ([`Op::Sync`] or [`Op::Rename`]).
+        op: Op,
+    },
+
     /// WAL data did not start where the previous data ended.
     #[error(
         "wal data on timeline {tli} is not contiguous: expected data starting at {expected}, got data starting at {got}"
@@ -482,10 +496,13 @@ impl Error {
         }
     }
 
-    /// The failed operation, for [`Error::Io`] and [`Error::Poisoned`].
+    /// The failed operation, for [`Error::Io`], [`Error::Poisoned`] and
+    /// [`Error::Replaced`] (the operation refused).
     pub fn op(&self) -> Option<Op> {
         match self {
-            Error::Io { op, .. } | Error::Poisoned { op, .. } => Some(*op),
+            Error::Io { op, .. } | Error::Poisoned { op, .. } | Error::Replaced { op, .. } => {
+                Some(*op)
+            }
             _ => None,
         }
     }
@@ -507,6 +524,7 @@ impl Error {
             | Error::Compress { path, .. }
             | Error::ReadPastEnd { path, .. }
             | Error::NotTemporary { path }
+            | Error::Replaced { path, .. }
             | Error::BelowFloor { dir: path, .. } => Some(path),
             Error::NotContiguous { .. }
             | Error::TimelineMismatch { .. }

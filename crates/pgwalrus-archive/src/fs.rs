@@ -88,6 +88,22 @@ pub trait ArchiveFile {
     /// As for [`ArchiveFile::sync_all`].
     fn sync_data(&self) -> io::Result<()>;
 
+    /// Whether `path` names this open file now (`fstat` of the descriptor and `stat` of the
+    /// path, compared by device and inode; symbolic links followed): `false` when the name
+    /// was removed, or moved away and maybe taken by another file, after the file was
+    /// opened.
+    ///
+    /// Why: a descriptor stays attached to its file whatever happens to the name, so a
+    /// writer whose `.partial` was replaced under its feet would go on writing WAL into a
+    /// file the archive no longer holds, and its completing `rename` would give the final
+    /// name to the other file. The writer asks before it reports data durable and before it
+    /// renames.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error, `NotFound` excepted (that is `Ok(false)`).
+    fn is_named(&self, path: &Path) -> io::Result<bool>;
+
     /// Writes all of `buf` at `offset`, retrying short writes and `EINTR`.
     ///
     /// # Errors
@@ -283,6 +299,16 @@ impl ArchiveFile for File {
         durable::os::fsync(self)
     }
 
+    fn is_named(&self, path: &Path) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt as _;
+        let open = self.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         durable::os::fdatasync(self)
     }
@@ -398,6 +424,22 @@ mod tests {
         assert_eq!(fs.file_len(&dir.path().join("b")).unwrap(), 1 << 20);
         fs.remove_file(&dir.path().join("b")).unwrap();
         assert!(fs.list_dir(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn std_fs_knows_whether_a_name_still_means_the_open_file() {
+        let dir = TempDir::new("stdfs-named");
+        let fs = StdFs::new();
+        let path = dir.path().join("a");
+        let f = fs.create_new(&path).unwrap();
+        assert!(f.is_named(&path).unwrap());
+        // Moved away: the name is free, then taken by another file.
+        #[allow(clippy::disallowed_methods, reason = "the test moves a file as an operator would")]
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        assert!(!f.is_named(&path).unwrap());
+        assert!(f.is_named(&dir.path().join("moved")).unwrap());
+        std::fs::write(&path, b"another file").unwrap();
+        assert!(!f.is_named(&path).unwrap());
     }
 
     #[test]

@@ -43,6 +43,12 @@
 //! created) leave the writer usable at its last position: the same data may be offered
 //! again from [`ArchiveWriter::write_lsn`]. Dropping the writer never syncs or renames.
 //!
+//! A segment file that another process moved, removed or replaced while it was open
+//! ([`Error::Replaced`], found at each sync and before completion) poisons too: the
+//! writer's descriptor still writes into the old file, which the archive no longer holds
+//! under that name, so nothing written there is reported durable and the other file is
+//! never renamed to the segment's final name.
+//!
 //! # Compression
 //!
 //! With [`ArchiveWriter::with_compression`], new segments are written through a streaming
@@ -440,7 +446,10 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
     /// durable. A failure poisons the writer.
     fn sync_segment(&mut self) -> Result<()> {
         if let Some(segment) = &self.segment {
-            let result = durable::sync_data(&segment.file, &segment.path, self.durability);
+            // After the fsync, so the name is checked at the moment the data is durable:
+            // a file moved away before it holds WAL the archive does not.
+            let result = durable::sync_data(&segment.file, &segment.path, self.durability)
+                .and_then(|()| durable::ensure_named(&segment.file, &segment.path, Op::Sync));
             if let Err(e) = result {
                 return Err(self.poisoned_by(e));
             }
@@ -573,12 +582,15 @@ impl<F: ArchiveFs> ArchiveWriter<F> {
         }
     }
 
-    /// Records `e` as the poison if it is an fsync or rename failure, and hands it back.
+    /// Records `e` as the poison if it is an fsync or rename failure, or the open segment
+    /// was found replaced (the directory is not what the writer thinks), and hands it back.
     fn poisoned_by(&mut self, e: Error) -> Error {
-        if e.is_poisoning()
-            && let Error::Io { op, path, .. } = &e
-        {
-            self.poison = Some((*op, path.clone()));
+        match &e {
+            Error::Io { op, path, .. } if e.is_poisoning() => {
+                self.poison = Some((*op, path.clone()));
+            }
+            Error::Replaced { op, path } => self.poison = Some((*op, path.clone())),
+            _ => {}
         }
         e
     }

@@ -97,6 +97,10 @@ impl<T: ArchiveFile> ArchiveFile for TimedFile<T> {
     fn sync_data(&self) -> io::Result<()> {
         self.times.time(|| self.inner.sync_data())
     }
+
+    fn is_named(&self, path: &Path) -> io::Result<bool> {
+        self.inner.is_named(path)
+    }
 }
 
 impl<F: ArchiveFs> ArchiveFs for TimedFs<F> {

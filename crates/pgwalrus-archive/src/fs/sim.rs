@@ -32,7 +32,7 @@ pub enum SimOp {
     Read,
     /// [`ArchiveFile::set_len`].
     SetLen,
-    /// [`ArchiveFile::size`] and [`ArchiveFs::file_len`].
+    /// [`ArchiveFile::size`], [`ArchiveFile::is_named`] and [`ArchiveFs::file_len`].
     Stat,
     /// [`ArchiveFile::sync_all`] and [`ArchiveFile::sync_data`].
     SyncFile,
@@ -602,6 +602,16 @@ impl ArchiveFile for SimFile {
     fn sync_data(&self) -> io::Result<()> {
         self.sync()
     }
+
+    fn is_named(&self, path: &Path) -> io::Result<bool> {
+        let mut state = self.lock();
+        state.check(SimOp::Stat, path)?;
+        match state.lookup(path) {
+            Ok(id) => Ok(id == self.inode),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl ArchiveFs for SimFs {
@@ -740,8 +750,13 @@ mod tests {
         assert_eq!(fs.crash().live_names("/d"), ["b"]);
         fs.sync_dir(Path::new("/d")).unwrap();
         assert!(fs.crash().live_names("/d").is_empty());
-        // The handle still writes to the unlinked file.
+        // The handle still writes to the unlinked file, and knows it is not named any more.
         f.write_all_at(b"z", 0).unwrap();
+        assert!(!f.is_named(&p("a")).unwrap() && !f.is_named(&p("b")).unwrap());
+        fs.put_file(p("b"), b"another");
+        assert!(!f.is_named(&p("b")).unwrap());
+        let g = fs.open_read(&p("b")).unwrap();
+        assert!(g.is_named(&p("b")).unwrap());
     }
 
     #[test]

@@ -394,6 +394,55 @@ fn no_space_creating_the_next_segment_keeps_the_completed_one() {
 }
 
 #[test]
+fn a_partial_replaced_under_the_writer_is_never_reported_durable_nor_completed() {
+    let fs = sim();
+    let mut w = writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    assert_eq!(w.sync().unwrap(), lsn(3, 100));
+    // Another process moves the open file away and puts a copy in its place.
+    let name = "000000010000000000000003.partial";
+    fs.rename(&dir_path(name), &dir_path("moved")).unwrap();
+    fs.put_file(dir_path(name), &live(&fs, "moved"));
+    put(&mut w, 1, lsn(3, 100), lsn(3, 200)).unwrap();
+    let e = w.sync().unwrap_err();
+    assert!(
+        matches!(&e, Error::Replaced { op: Op::Sync, path } if path == &dir_path(name)),
+        "{e}"
+    );
+    assert!(e.to_string().contains(name), "{e}");
+    assert!(!e.is_no_space() && !e.is_poisoning(), "{e}");
+    assert_eq!(w.flush_lsn(), lsn(3, 100), "nothing new is reported durable");
+    assert!(w.is_poisoned());
+    assert!(put(&mut w, 1, lsn(3, 200), lsn(3, 300)).unwrap_err().is_poisoned());
+
+    // Completion: the copy is never given the final name.
+    let fs = sim();
+    let mut w = writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    fs.rename(&dir_path(name), &dir_path("moved")).unwrap();
+    fs.put_file(dir_path(name), b"another file");
+    let e = put(&mut w, 1, lsn(3, 100), lsn(4, 10)).unwrap_err();
+    assert!(matches!(&e, Error::Replaced { op: Op::Rename, .. }), "{e}");
+    assert_eq!(w.flush_lsn(), lsn(3, 0));
+    assert!(w.is_poisoned());
+    assert_eq!(fs.live_names(dir()), [name, "moved"]);
+    assert_eq!(live(&fs, name), b"another file");
+
+    // Removed without a replacement: the same.
+    let fs = sim();
+    let mut w = writer(&fs);
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, lsn(3, 0), lsn(3, 100)).unwrap();
+    fs.remove_file(&dir_path(name)).unwrap();
+    assert!(matches!(
+        w.close_partial().unwrap_err(),
+        Error::Replaced { op: Op::Sync, .. }
+    ));
+}
+
+#[test]
 fn close_partial_syncs_keeps_the_partial_and_needs_a_new_start() {
     let fs = sim();
     let mut w = writer(&fs);
