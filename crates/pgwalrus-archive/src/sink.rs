@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use pgwalrus_wal::names::SegmentName;
 use pgwalrus_wal::{Lsn, TimeLineId};
 
 use crate::error::Result;
@@ -56,6 +57,14 @@ pub trait WalSink: Send + std::fmt::Debug {
     /// The timeline being written, once started.
     fn timeline(&self) -> Option<TimeLineId>;
 
+    /// The segment most recently completed under its final name, if any. A
+    /// [`WalSink::write`] that completes a segment and then fails (the next segment cannot
+    /// be created: a full disk) returns only the error; the caller learns of the completion
+    /// here.
+    fn last_completed(&self) -> Option<SegmentName> {
+        None
+    }
+
     /// Whether there is preparatory work for an idle moment ([`WalSink::zero_ahead`]).
     fn zero_ahead_due(&self) -> bool {
         false
@@ -105,6 +114,10 @@ where
 
     fn timeline(&self) -> Option<TimeLineId> {
         ArchiveWriter::timeline(self)
+    }
+
+    fn last_completed(&self) -> Option<SegmentName> {
+        ArchiveWriter::last_completed(self)
     }
 
     fn zero_ahead_due(&self) -> bool {

@@ -65,7 +65,11 @@ pub(crate) fn client_error(e: ClientError) -> SessionError {
 /// Archive errors: another cluster, and a segment file whose size no segment of this
 /// cluster can have, are [`StopKind::OtherCluster`] (docs/failure-modes.md); a full disk or
 /// a failed fsync is retried (the slot still holds the WAL; streaming restarts from the last
-/// durable position); any other local I/O problem is [`StopKind::Io`].
+/// durable position); any other local I/O problem is [`StopKind::Io`] — a permission denied
+/// or read-only file system too, whatever the operation (a rename refused for want of
+/// permission poisons the writer, but retrying it cannot help), and a segment file another
+/// process moved or replaced ([`ArchiveError::Replaced`]: two writers in one directory must
+/// not take turns).
 pub(crate) fn archive_error(e: ArchiveError) -> SessionError {
     if e.is_cluster_mismatch()
         || matches!(
@@ -81,6 +85,15 @@ pub(crate) fn archive_error(e: ArchiveError) -> SessionError {
             progressed: false,
             disk_full: true,
         };
+    }
+    let refused = e.io_error().is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    });
+    if refused {
+        return SessionError::fatal(StopKind::Io, e);
     }
     if e.is_poisoning() || e.is_poisoned() || e.is_discontinuity() {
         return SessionError::retry(e);
@@ -194,17 +207,38 @@ mod tests {
                 ..
             }
         ));
-        let denied = ArchiveError::Io {
-            op: pgwalrus_archive::Op::Write,
-            path: PathBuf::from("/a/x"),
-            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        let stops = |e: ArchiveError| {
+            matches!(
+                archive_error(e),
+                SessionError::Fatal(StopReason {
+                    kind: StopKind::Io,
+                    ..
+                })
+            )
         };
+        let io = |op, source| ArchiveError::Io {
+            op,
+            path: PathBuf::from("/a/x"),
+            source,
+        };
+        use pgwalrus_archive::Op;
+        use std::io::{Error as IoError, ErrorKind};
+        assert!(stops(io(Op::Write, IoError::from(ErrorKind::PermissionDenied))));
+        assert!(stops(io(Op::Write, IoError::from_raw_os_error(5))));
+        // A refused rename poisons the writer, but retrying cannot help.
+        assert!(stops(io(Op::Rename, IoError::from(ErrorKind::PermissionDenied))));
+        assert!(stops(io(Op::Create, IoError::from_raw_os_error(30))));
+        assert!(stops(ArchiveError::Replaced {
+            path: PathBuf::from("/a/x.partial"),
+            op: Op::Sync,
+        }));
+        // A failed fsync (EIO) is retried from the last durable position.
         assert!(matches!(
-            archive_error(denied),
-            SessionError::Fatal(StopReason {
-                kind: StopKind::Io,
+            archive_error(io(Op::Sync, IoError::from_raw_os_error(5))),
+            SessionError::Retry {
+                disk_full: false,
                 ..
-            })
+            }
         ));
     }
 }

@@ -330,7 +330,24 @@ fn handle(
         Command::Start { tli, lsn } => writer.start(tli, lsn)?,
         Command::Data { tli, lsn, bytes } => {
             let flush_before = writer.flush_lsn();
-            let written = writer.write(tli, lsn, &bytes)?;
+            let completed_before = writer.last_completed();
+            let written = match writer.write(tli, lsn, &bytes) {
+                Ok(written) => written,
+                Err(e) => {
+                    // A chunk that completed its segment and then could not start the next
+                    // one (a full disk): the completion is durable and is reported like any
+                    // other — logged, counted, and the flush position with it. A chunk is
+                    // shorter than a segment, so it completes at most one.
+                    let completed = writer.last_completed();
+                    if let Some(name) = completed.filter(|_| completed != completed_before) {
+                        emit(Event::Completed(name));
+                    }
+                    if writer.flush_lsn() > flush_before {
+                        emit(Event::Flushed(writer.flush_lsn()));
+                    }
+                    return Err(e);
+                }
+            };
             for name in written.completed() {
                 emit(Event::Completed(name));
             }
@@ -464,6 +481,87 @@ mod tests {
         assert!(partial[..CHUNK].iter().all(|&b| b == 1));
         assert!(partial[CHUNK..written].iter().all(|&b| b == 2));
         assert!(partial[written..].iter().all(|&b| b == 0));
+    }
+
+    /// Both modes: a chunk that completes a segment and then meets a full disk creating the
+    /// next one reports the completion (and the flush position) before the failure.
+    #[test]
+    fn a_completion_before_a_failed_segment_creation_is_reported() {
+        use pgwalrus_archive::fs::{Failpoint, Fault, SimOp};
+        use pgwalrus_archive::SimFs;
+        for threaded in [false, true] {
+            let fs = SimFs::new();
+            fs.create_dir("/archive");
+            fs.fail(
+                Failpoint::new(SimOp::Create, Fault::NoSpace).on_path_containing("0000000004"),
+            );
+            let sink = ArchiveWriter::new(
+                fs.clone(),
+                "/archive",
+                WalSegSize::DEFAULT,
+                Durability::Fsync,
+            );
+            let mut w = if threaded {
+                WriterHandle::spawn(Box::new(sink)).unwrap()
+            } else {
+                WriterHandle::inline(Box::new(sink))
+            };
+            let events = block_on(async {
+                w.send(Command::Start {
+                    tli: tli(),
+                    lsn: START,
+                })
+                .await
+                .unwrap();
+                // Segment 3 but its last CHUNK/2 bytes, then a chunk holding those and the
+                // first CHUNK/2 of segment 4.
+                let seg = WalSegSize::DEFAULT.as_u64();
+                let mut at = START;
+                while at.0 + (CHUNK as u64) < START.0 + seg {
+                    data(&mut w, &mut at, 1).await;
+                }
+                w.send(Command::Data {
+                    tli: tli(),
+                    lsn: at,
+                    bytes: Bytes::from(vec![1; CHUNK / 2]),
+                })
+                .await
+                .unwrap();
+                at = Lsn(at.0 + CHUNK as u64 / 2);
+                let _ = w
+                    .send(Command::Data {
+                        tli: tli(),
+                        lsn: at,
+                        bytes: Bytes::from(vec![2; CHUNK]),
+                    })
+                    .await;
+                let mut events = Vec::new();
+                while let Some(event) = w.recv().await {
+                    let failed = matches!(event, Event::Failed(_));
+                    events.push(event);
+                    if failed {
+                        break;
+                    }
+                }
+                events
+            });
+            w.shutdown();
+            let seg_end = Lsn(START.0 + WalSegSize::DEFAULT.as_u64());
+            let relevant: Vec<&Event> = events
+                .iter()
+                .filter(|e| !matches!(e, Event::Written(_)))
+                .collect();
+            assert!(
+                matches!(
+                    relevant.as_slice(),
+                    [Event::Completed(name), Event::Flushed(l), Event::Failed(e)]
+                        if name.to_string() == "000000010000000000000003"
+                            && *l == seg_end
+                            && e.is_no_space()
+                ),
+                "threaded {threaded}: {events:?}"
+            );
+        }
     }
 
     #[test]
