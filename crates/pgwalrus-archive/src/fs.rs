@@ -434,7 +434,10 @@ mod tests {
         let f = fs.create_new(&path).unwrap();
         assert!(f.is_named(&path).unwrap());
         // Moved away: the name is free, then taken by another file.
-        #[allow(clippy::disallowed_methods, reason = "the test moves a file as an operator would")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test moves a file as an operator would"
+        )]
         std::fs::rename(&path, dir.path().join("moved")).unwrap();
         assert!(!f.is_named(&path).unwrap());
         assert!(f.is_named(&dir.path().join("moved")).unwrap());

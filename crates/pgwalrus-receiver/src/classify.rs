@@ -223,10 +223,16 @@ mod tests {
         };
         use pgwalrus_archive::Op;
         use std::io::{Error as IoError, ErrorKind};
-        assert!(stops(io(Op::Write, IoError::from(ErrorKind::PermissionDenied))));
+        assert!(stops(io(
+            Op::Write,
+            IoError::from(ErrorKind::PermissionDenied)
+        )));
         assert!(stops(io(Op::Write, IoError::from_raw_os_error(5))));
         // A refused rename poisons the writer, but retrying cannot help.
-        assert!(stops(io(Op::Rename, IoError::from(ErrorKind::PermissionDenied))));
+        assert!(stops(io(
+            Op::Rename,
+            IoError::from(ErrorKind::PermissionDenied)
+        )));
         assert!(stops(io(Op::Create, IoError::from_raw_os_error(30))));
         assert!(stops(ArchiveError::Replaced {
             path: PathBuf::from("/a/x.partial"),

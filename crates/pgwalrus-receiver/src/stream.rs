@@ -342,9 +342,9 @@ impl<F: EngineFs> Session<'_, F> {
             .find(|(t, _)| *t == tli)
             .map(|(_, content)| content.clone());
         for (tli, content) in histories {
-            send(self.writer, Command::History { tli, content }).await?;
+            self.send(Command::History { tli, content }).await?;
         }
-        send(self.writer, Command::Start { tli, lsn: start }).await?;
+        self.send(Command::Start { tli, lsn: start }).await?;
         if let Some(verifier) = self.verifier.as_mut() {
             verifier.start(
                 tli,
@@ -447,16 +447,12 @@ impl<F: EngineFs> Session<'_, F> {
             return Err(corrupt_wal(&e, &self.server, self.system_id));
         }
         let tli = self.tli;
-        send(
-            self.writer,
-            Command::Data {
-                tli,
-                lsn: start,
-                bytes: data,
-            },
-        )
-        .await
-        .map_err(|e| e.progressed(self.progressed()))?;
+        self.send(Command::Data {
+            tli,
+            lsn: start,
+            bytes: data,
+        })
+        .await?;
         let len = end.checked_distance(start).unwrap_or(0);
         let unflushed = self.unflushed_since(at, received);
         self.status.send_modify(|s| {
@@ -534,7 +530,7 @@ impl<F: EngineFs> Session<'_, F> {
     ) -> Result<bool, SessionError> {
         for action in actions.iter() {
             match action {
-                Action::Sync => send(self.writer, Command::Sync).await?,
+                Action::Sync => self.send(Command::Sync).await?,
                 Action::SendStatus {
                     write,
                     flush,
@@ -572,7 +568,7 @@ impl<F: EngineFs> Session<'_, F> {
 
     /// Fsyncs and closes the open segment (kept `.partial`); returns the durable position.
     async fn close_partial(&mut self) -> Result<Lsn, SessionError> {
-        send(self.writer, Command::ClosePartial).await?;
+        self.send(Command::ClosePartial).await?;
         loop {
             match self.writer.recv().await {
                 Some(Event::Closed(lsn)) => {
@@ -630,16 +626,20 @@ impl<F: EngineFs> Session<'_, F> {
     }
 }
 
-/// Gives the writer a command; when it has stopped, the reason it gave.
-async fn send(writer: &mut WriterHandle, command: Command) -> Result<(), SessionError> {
-    if writer.send(command).await.is_ok() {
-        return Ok(());
-    }
-    // The writer has stopped: it said why among its events.
-    while let Some(event) = writer.recv().await {
-        if let Event::Failed(e) = event {
-            return Err(archive_error(e));
+impl<F: EngineFs> Session<'_, F> {
+    /// Gives the writer a command; when it has stopped, the reason it gave. What it
+    /// reported before it stopped is taken in first: a segment it completed just before
+    /// failing (the chunk that filled it could not start the next one) is logged and
+    /// counted like any other.
+    async fn send(&mut self, command: Command) -> Result<(), SessionError> {
+        if self.writer.send(command).await.is_ok() {
+            return Ok(());
         }
+        // The writer has stopped: it said why among its events (`on_event` turns the
+        // failure into the error). Actions for a stream about to be dropped are moot.
+        while let Some(event) = self.writer.recv().await {
+            self.on_event(Some(event))?;
+        }
+        Err(self.retry(Error::msg("the writer stopped")))
     }
-    Err(SessionError::retry(Error::msg("the writer stopped")))
 }

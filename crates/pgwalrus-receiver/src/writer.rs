@@ -487,14 +487,12 @@ mod tests {
     /// next one reports the completion (and the flush position) before the failure.
     #[test]
     fn a_completion_before_a_failed_segment_creation_is_reported() {
-        use pgwalrus_archive::fs::{Failpoint, Fault, SimOp};
         use pgwalrus_archive::SimFs;
+        use pgwalrus_archive::fs::{Failpoint, Fault, SimOp};
         for threaded in [false, true] {
             let fs = SimFs::new();
             fs.create_dir("/archive");
-            fs.fail(
-                Failpoint::new(SimOp::Create, Fault::NoSpace).on_path_containing("0000000004"),
-            );
+            fs.fail(Failpoint::new(SimOp::Create, Fault::NoSpace).on_path_containing("0000000004"));
             let sink = ArchiveWriter::new(
                 fs.clone(),
                 "/archive",

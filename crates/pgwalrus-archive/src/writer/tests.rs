@@ -412,9 +412,17 @@ fn a_partial_replaced_under_the_writer_is_never_reported_durable_nor_completed()
     );
     assert!(e.to_string().contains(name), "{e}");
     assert!(!e.is_no_space() && !e.is_poisoning(), "{e}");
-    assert_eq!(w.flush_lsn(), lsn(3, 100), "nothing new is reported durable");
+    assert_eq!(
+        w.flush_lsn(),
+        lsn(3, 100),
+        "nothing new is reported durable"
+    );
     assert!(w.is_poisoned());
-    assert!(put(&mut w, 1, lsn(3, 200), lsn(3, 300)).unwrap_err().is_poisoned());
+    assert!(
+        put(&mut w, 1, lsn(3, 200), lsn(3, 300))
+            .unwrap_err()
+            .is_poisoned()
+    );
 
     // Completion: the copy is never given the final name.
     let fs = sim();
