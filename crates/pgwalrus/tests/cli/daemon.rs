@@ -12,7 +12,7 @@ use std::time::Duration;
 use pgwalrus_testkit::{Cluster, PASSWORD, SCRAM_USER, TRUST_USER, pg_bin, wait_until};
 use serde_json::Value;
 
-use crate::support::{Background, Home, pgwalrus};
+use crate::support::{Background, Home, SmallFs, pgwalrus};
 
 fn cluster() -> Cluster {
     Cluster::builder(&pg_bin())
@@ -467,34 +467,6 @@ fn daemon_speaks_systemds_notify_protocol_and_guards_its_endpoint_with_a_token()
     assert!(!daemon.stderr().contains("s3cret-token"));
 }
 
-/// A small tmpfs mounted for a test, unmounted when dropped.
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(at: &Path, size: &str) -> SmallFs {
-        std::fs::create_dir_all(at).expect("mount point");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mount -t tmpfs failed (the suite runs as root)"
-        );
-        SmallFs(at.to_owned())
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_returns() {
     assert!(
@@ -514,7 +486,7 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
              [[server]]\nname = \"other\"\nconninfo = \"host=127.0.0.1 port={} user={TRUST_USER}\"\n",
             home.path().join("archive").display(),
             full.port(),
-            small.0.display(),
+            small.path().display(),
             other.port()
         ),
     )
@@ -544,21 +516,21 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
     daemon.wait_flushed("other", &other_end);
     assert_eq!(daemon.server("other")["status"], "streaming");
     // Nothing in the full archive is damaged.
-    let kept = assert_identical(&full, &small.0);
+    let kept = assert_identical(&full, &small.path());
     assert!(kept >= 5, "only {kept} segments before the floor");
 
     // The operator moves the oldest segments elsewhere; archiving resumes by itself.
     let moved = home.path().join("moved");
     std::fs::create_dir_all(&moved).expect("dir");
-    let mut names: Vec<String> = std::fs::read_dir(&small.0)
+    let mut names: Vec<String> = std::fs::read_dir(&small.path())
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.len() == 24)
         .collect();
     names.sort();
     for name in names.iter().take(6) {
-        std::fs::copy(small.0.join(name), moved.join(name)).expect("copy aside");
-        std::fs::remove_file(small.0.join(name)).expect("remove");
+        std::fs::copy(small.path().join(name), moved.join(name)).expect("copy aside");
+        std::fs::remove_file(small.path().join(name)).expect("remove");
     }
     let end = full.current_wal_lsn();
     assert!(
@@ -573,7 +545,7 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
     assert_eq!(daemon.server("full")["status"], "streaming");
     // No gap: the moved segments and the archive together are one run, all identical.
     let mut all: Vec<String> = names.iter().take(6).cloned().collect();
-    for entry in std::fs::read_dir(&small.0).expect("list") {
+    for entry in std::fs::read_dir(&small.path()).expect("list") {
         let name = entry
             .expect("entry")
             .file_name()
@@ -594,7 +566,7 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
             pair[1]
         );
     }
-    assert!(assert_identical(&full, &small.0) >= 1);
+    assert!(assert_identical(&full, &small.path()) >= 1);
     assert_eq!(assert_identical(&full, &moved), 6);
     let mut process = daemon.process;
     process.signal("TERM");

@@ -21,8 +21,9 @@
 //! * [`compress`] — `-Z` gzip, lz4 and zstd: the standard tools and `pg_receivewal` 15 as
 //!   oracles, `kill -9`, cut `.partial` files, archives that change method;
 //!
-//! [`disk_faults_sim`] (EIO and ENOSPC at every step, through the engine over the
-//! crash-simulating file system),
+//! [`disk_faults`] (a read-only file system, permission denied, a `.partial` replaced while
+//! `receive` runs) and [`disk_faults_sim`] (EIO and ENOSPC at every step, through the
+//! engine over the crash-simulating file system),
 //! [`bad_archive`] (garbage, wrong sizes, case, symlinks, another cluster's `.partial`,
 //! damaged history files, through `receive`, `verify`, `dump` and `restore`),
 //! [`bucket`] (`receive --archive s3://…` against a real S3 server),
@@ -34,6 +35,7 @@ mod bucket;
 mod check;
 mod compress;
 mod daemon;
+mod disk_faults;
 mod disk_faults_sim;
 mod receive_basic;
 mod receive_crash;

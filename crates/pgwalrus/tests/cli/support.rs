@@ -74,6 +74,31 @@ pub(crate) fn pgwalrus(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Run
 /// `home`), plus `envs`.
 fn command(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgwalrus"));
+    scrubbed(&mut cmd, home, args, envs);
+    cmd
+}
+
+/// [`command`] run as the server's OS user (`postgres`) through `setpriv`, for tests of
+/// file permissions, which root does not meet. `home` must be the user's to read.
+fn command_as_server_user(home: &Home, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+        "--",
+        env!("CARGO_BIN_EXE_pgwalrus"),
+    ]);
+    scrubbed(&mut cmd, home, args, envs);
+    cmd
+}
+
+fn scrubbed<'c>(
+    cmd: &'c mut Command,
+    home: &Home,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> &'c mut Command {
     cmd.args(args)
         .env_clear()
         .env("HOME", home.path())
@@ -224,6 +249,25 @@ impl Background {
         }
     }
 
+    /// [`Background::spawn`] as the server's OS user (`postgres`, through `setpriv`), for
+    /// tests of file permissions, which root does not meet. `home` must be the user's.
+    pub(crate) fn spawn_as_server_user(home: &Home, args: &[&str], log: &Path) -> Background {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let mut cmd = command_as_server_user(home, args, &[]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file));
+        Background {
+            process: Guarded::spawn(&mut cmd),
+            log: log.to_owned(),
+            args: args.join(" "),
+        }
+    }
+
     /// What it has written to stderr so far (of every run that shared the log file).
     pub(crate) fn stderr(&self) -> String {
         std::fs::read(&self.log)
@@ -306,4 +350,48 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
 pub(crate) fn touch_for_server(path: &Path) {
     std::fs::write(path, "").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     pgwalrus_testkit::give_to_server_user(path);
+}
+
+/// A small tmpfs mounted for a test (root only), unmounted when dropped: a file system that
+/// fills up, or can be made read-only, on cue.
+pub(crate) struct SmallFs(PathBuf);
+
+impl SmallFs {
+    /// Mounts a tmpfs of `size` (`12m`) at `at`, creating the directory.
+    #[track_caller]
+    pub(crate) fn mount(at: &Path, size: &str) -> SmallFs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs failed (the suite runs as root)"
+        );
+        SmallFs(at.to_owned())
+    }
+
+    /// Where it is mounted.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `mount -o remount,OPTION` (`ro`, `rw`).
+    #[track_caller]
+    pub(crate) fn remount(&self, option: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{option}")])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount -o remount,{option} failed");
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
