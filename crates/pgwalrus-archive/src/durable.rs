@@ -295,11 +295,11 @@ pub fn ensure_named<Fi: ArchiveFile>(file: &Fi, path: &Path, op: Op) -> Result<(
 /// 1. `fdatasync(file)` — every byte is on stable storage before the file is called
 ///    complete. Guards against: a crash leaving a final-named segment with missing data,
 ///    which restart would trust and skip.
-/// 1a. `fstat(file)`, `stat(NAME.partial)` ([`ensure_named`]) — the name still means the
+/// 2. `fstat(file)`, `stat(NAME.partial)` ([`ensure_named`]) — the name still means the
 ///    file written. Guards against: renaming a file another process put in its place.
-/// 2. `rename(NAME.partial, NAME)` — atomic: after a crash the segment is under exactly one
+/// 3. `rename(NAME.partial, NAME)` — atomic: after a crash the segment is under exactly one
 ///    of the two names, complete either way.
-/// 3. `fsync(dir)` — the final name is durable before completion is reported (to the
+/// 4. `fsync(dir)` — the final name is durable before completion is reported (to the
 ///    server as a flush position, or to whoever archives complete segments).
 ///
 /// # Errors

@@ -516,13 +516,13 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
     daemon.wait_flushed("other", &other_end);
     assert_eq!(daemon.server("other")["status"], "streaming");
     // Nothing in the full archive is damaged.
-    let kept = assert_identical(&full, &small.path());
+    let kept = assert_identical(&full, small.path());
     assert!(kept >= 5, "only {kept} segments before the floor");
 
     // The operator moves the oldest segments elsewhere; archiving resumes by itself.
     let moved = home.path().join("moved");
     std::fs::create_dir_all(&moved).expect("dir");
-    let mut names: Vec<String> = std::fs::read_dir(&small.path())
+    let mut names: Vec<String> = std::fs::read_dir(small.path())
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.len() == 24)
@@ -545,7 +545,7 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
     assert_eq!(daemon.server("full")["status"], "streaming");
     // No gap: the moved segments and the archive together are one run, all identical.
     let mut all: Vec<String> = names.iter().take(6).cloned().collect();
-    for entry in std::fs::read_dir(&small.path()).expect("list") {
+    for entry in std::fs::read_dir(small.path()).expect("list") {
         let name = entry
             .expect("entry")
             .file_name()
@@ -566,7 +566,7 @@ fn a_full_archive_file_system_loses_nothing_and_archiving_resumes_when_space_ret
             pair[1]
         );
     }
-    assert!(assert_identical(&full, &small.path()) >= 1);
+    assert!(assert_identical(&full, small.path()) >= 1);
     assert_eq!(assert_identical(&full, &moved), 6);
     let mut process = daemon.process;
     process.signal("TERM");
