@@ -386,6 +386,8 @@ pub fn create_compressed<F: ArchiveFs>(
 /// 1. `fdatasync(NAME.c.partial.tmp)` — the compressed bytes and the file's length are
 ///    durable before the file can appear under a name restart trusts. Guards against: a
 ///    crash after step 2 leaving a `.partial` that holds less than the one it replaced.
+///    Then `fstat`/`stat` ([`ensure_named`]): the temporary name still means the file
+///    written, so another process's file is never renamed into place.
 /// 2. `rename(NAME.c.partial.tmp, NAME.c.partial)` — atomic: after a crash the segment's
 ///    `.partial` is the old file or the new one, never neither and never a mix.
 /// 3. `fsync(dir)` — the new name is durable before the flush position moves into it.
@@ -402,6 +404,7 @@ pub fn promote_compressed<F: ArchiveFs>(
     durability: Durability,
 ) -> Result<()> {
     sync_data(&segment.file, &segment.path, durability)?;
+    ensure_named(&segment.file, &segment.path, Op::Rename)?;
     fs.rename(&segment.temp_path, &segment.partial_path)
         .map_err(Error::at(Op::Rename, &segment.temp_path))?;
     segment.path.clone_from(&segment.partial_path);
@@ -416,7 +419,8 @@ pub fn promote_compressed<F: ArchiveFs>(
 ///
 /// 1. `fdatasync(file)` — every compressed byte, trailer included, is durable before the
 ///    file is called complete. Guards against: a crash leaving a final-named segment that
-///    does not decompress to a whole segment, which restart would refuse.
+///    does not decompress to a whole segment, which restart would refuse. Then
+///    `fstat`/`stat` ([`ensure_named`]), as in [`promote_compressed`].
 /// 2. Only while the file still has its temporary name:
 ///    `rename(NAME.c.partial.tmp, NAME.c.partial)` — it replaces the segment's old
 ///    `.partial`, if any, so no stale `.partial` is left next to the complete file.
@@ -437,6 +441,7 @@ pub fn complete_compressed<F: ArchiveFs>(
     durability: Durability,
 ) -> Result<(SegmentName, PathBuf)> {
     sync_data(&segment.file, &segment.path, durability)?;
+    ensure_named(&segment.file, &segment.path, Op::Rename)?;
     if !segment.promoted {
         fs.rename(&segment.temp_path, &segment.partial_path)
             .map_err(Error::at(Op::Rename, &segment.temp_path))?;

@@ -787,3 +787,29 @@ proptest! {
         prop_assert!(files[1].1 == wal(seg_start(4), end));
     }
 }
+
+#[test]
+fn a_compressed_partial_replaced_under_the_writer_is_never_promoted_nor_reported_durable() {
+    let fs = sim();
+    let mut w = writer(&fs, spec(Compression::Zstd));
+    w.start(tli(1), seg_start(3)).unwrap();
+    put(&mut w, 1, seg_start(3), lsn(3, 5000)).unwrap();
+    // The temporary file is taken away before its first sync would promote it.
+    let tmp = dir_path("000000010000000000000003.zst.partial.tmp");
+    fs.rename(&tmp, &dir_path("moved")).unwrap();
+    fs.put_file(&tmp, b"another file");
+    let e = w.sync().unwrap_err();
+    assert!(
+        matches!(&e, Error::Replaced { op: Op::Rename, path } if path == &tmp),
+        "{e}"
+    );
+    assert_eq!(w.flush_lsn(), seg_start(3));
+    assert!(w.is_poisoned());
+    assert!(
+        !fs.live_names(DIR)
+            .iter()
+            .any(|n| n.ends_with(".zst.partial")),
+        "{:?}",
+        fs.live_names(DIR)
+    );
+}

@@ -139,6 +139,7 @@ impl<Fi: ArchiveFile> CompressedSegment<Fi> {
         self.drain()?;
         if self.file.promoted {
             durable::sync_data(&self.file.file, &self.file.path, durability)?;
+            durable::ensure_named(&self.file.file, &self.file.path, Op::Sync)?;
         } else {
             durable::promote_compressed(fs, dir, &mut self.file, durability)?;
         }
@@ -185,6 +186,7 @@ impl<Fi: ArchiveFile> CompressedSegment<Fi> {
         self.drain()?;
         if self.file.promoted {
             durable::sync_data(&self.file.file, &self.file.path, durability)?;
+            durable::ensure_named(&self.file.file, &self.file.path, Op::Sync)?;
         } else {
             durable::promote_compressed(fs, dir, &mut self.file, durability)?;
         }
