@@ -9,7 +9,7 @@ use std::time::Duration;
 use pgwalrus_archive::compress::{Compression, StreamEnd, decode};
 use pgwalrus_testkit::{S3Server, wait_until};
 
-use crate::receive_support::{Fixture, PATIENCE, pgbench, segment_name};
+use crate::receive_support::{Fixture, Lsn, PATIENCE, pgbench, segment_name};
 use crate::support::Background;
 
 /// `receive --archive URL EXTRA…` into the fixture's archive directory, with the server's
@@ -754,5 +754,107 @@ fn two_archivers_on_one_slot_one_streams_the_other_takes_over_when_it_dies() {
     assert!(
         names(&root(&s3, "two", &f).join("conflicts")).is_empty(),
         "nothing in the conflicts prefix"
+    );
+}
+
+/// A promotion while `receive --archive` streams: the new timeline's history object is in
+/// the bucket before any of the timeline's segments (watched every 10 ms throughout, and
+/// by the objects' modification times), it holds the server's bytes, and `verify` names it
+/// once it is gone.
+#[test]
+fn a_promotion_ships_the_history_before_the_new_timeline_and_verify_names_it_when_missing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::receive_timeline::{make_standby, promote};
+
+    let f = Fixture::small();
+    let s3 = S3Server::start("walrus");
+    let mut r = receive_to(&f, &s3, "tl", &[]);
+    let lsn = f.load(1500);
+    f.wait_archived(lsn, &r);
+    make_standby(&f);
+    f.wait_streaming("pgwalrus", &r);
+
+    let root = root(&s3, "tl", &f);
+    let (wal, history) = (root.join("wal"), root.join("history/00000002.history"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (wal, history, stop) = (wal.clone(), history.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut watched = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // The history is looked at after the listing: a segment seen first and the
+                // history missing after it is an order violation, never a race of ours.
+                let early = names(&wal).into_iter().find(|n| n.starts_with("00000002"));
+                if let Some(segment) = early
+                    && !history.is_file()
+                {
+                    return Err(format!(
+                        "{segment} is in the bucket before 00000002.history"
+                    ));
+                }
+                watched += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(watched)
+        })
+    };
+    let switch = promote(&f);
+    f.load(1200);
+    let end = f.switch();
+    let last = segment_name(2, f.segno_before(end), f.seg_size);
+    let arrived = wait_until(PATIENCE, || wal.join(&last).is_file());
+    stop.store(true, Ordering::Relaxed);
+    let watched = watcher.join().unwrap();
+    assert!(
+        arrived,
+        "{last} never reached the bucket: {:?}\n{}",
+        names(&wal),
+        r.stderr()
+    );
+    let watched = watched.unwrap_or_else(|e| panic!("{e}"));
+    assert!(watched > 10, "the watcher looked only {watched} times");
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+
+    let ours = wal_of(&std::fs::read(&history).unwrap());
+    let theirs = std::fs::read(f.c.pg_wal_dir().join("00000002.history")).unwrap();
+    assert_eq!(ours, theirs, "the history object holds the server's file");
+    let modified = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let timeline_2: Vec<String> = names(&wal)
+        .into_iter()
+        .filter(|n| n.starts_with("00000002"))
+        .collect();
+    let switch_segment = segment_name(2, f.segno_before(Lsn(switch.0 + 1)), f.seg_size);
+    assert_eq!(
+        timeline_2.first(),
+        Some(&switch_segment),
+        "timeline 2 starts at the switch segment"
+    );
+    for name in &timeline_2 {
+        assert!(
+            modified(&history) <= modified(&wal.join(name)),
+            "{name} was written before 00000002.history"
+        );
+        if let Some(server) = f.server_segment(name) {
+            assert!(
+                wal_of(&std::fs::read(wal.join(name)).unwrap()) == server,
+                "{name} differs from pg_wal"
+            );
+        }
+    }
+
+    let url = s3.url("tl");
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::support::pgwalrus(&f.home, &["verify", &url], &env).expect_code(0);
+    std::fs::remove_file(&history).unwrap();
+    let run = crate::support::pgwalrus(&f.home, &["verify", &url], &env);
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains("00000002.history"),
+        "the missing history file is not named:\n{}",
+        run.stdout
     );
 }

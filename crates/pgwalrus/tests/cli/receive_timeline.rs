@@ -17,7 +17,7 @@ fn archived(f: &Fixture, tli: u32, segno: u64) -> Option<Vec<u8>> {
 }
 
 /// Promotes the standby and waits until it writes on timeline 2.
-fn promote(f: &Fixture) -> Lsn {
+pub(crate) fn promote(f: &Fixture) -> Lsn {
     assert_eq!(f.c.psql("SELECT pg_promote()"), "t");
     assert!(
         f.c.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
@@ -35,7 +35,7 @@ fn promote(f: &Fixture) -> Lsn {
 }
 
 /// Restarts the server as a standby with no upstream: it serves what it has on timeline 1.
-fn make_standby(f: &Fixture) {
+pub(crate) fn make_standby(f: &Fixture) {
     f.c.stop();
     let signal = f.c.data_dir().join("standby.signal");
     std::fs::write(&signal, "").unwrap();
