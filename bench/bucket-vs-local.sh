@@ -16,6 +16,8 @@
 #           after the start (the probe, the listing and the identity object).
 #
 # Not a test: numbers depend on the machine; run it on a quiet one. Markdown on stdout.
+# PERF_OUT=DIR records a profile of each bucket run (pgwalrus, and s3s-fs while it runs)
+# into DIR with `perf record -g`; the timings of those runs include perf's cost.
 #
 #   bench/bucket-vs-local.sh [--runs N] [--gib N] [--idle-seconds N] [--parts catchup,restore,idle]
 set -euo pipefail
@@ -83,8 +85,15 @@ run() { # kind n
     if [ "$kind" = local ]; then
         /usr/bin/time -f '%e %U %S %M' -o "$out" "$PGWALRUS" receive -D "$dir" -d "$CONN" -S bench_run -E "$end_lsn" -n 2>"$work/log.$kind.$n" || true
     else
-        /usr/bin/time -f '%e %U %S %M' -o "$out" "$PGWALRUS" receive -D "$dir" -d "$CONN" -S bench_run -E "$end_lsn" -n \
+        local s3perf=""
+        if [ -n "${PERF_OUT:-}" ]; then
+            perf record -q -g -F 499 -o "$PERF_OUT/s3s-fs.$n.data" -p "$s3_pid" 2>/dev/null &
+            s3perf=$!
+        fi
+        /usr/bin/time -f '%e %U %S %M' -o "$out" ${PERF_OUT:+perf record -q -g -F 499 -o "$PERF_OUT/bucket.$n.data" --} \
+            "$PGWALRUS" receive -D "$dir" -d "$CONN" -S bench_run -E "$end_lsn" -n \
             --archive "s3://bench/run$n" --ship-partial-interval 0 2>"$work/log.$kind.$n" || true
+        if [ -n "$s3perf" ]; then kill -INT "$s3perf"; wait "$s3perf" || true; fi
     fi
     tail -1 "$out"; rm -f "$out"
 }

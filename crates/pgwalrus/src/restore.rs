@@ -141,6 +141,25 @@ fn restore_remote(
         .map_err(|e| abort(format!("cannot restore from {url}: {e}")))?;
     match request {
         Request::Segment(wanted) => {
+            let depth = args.prefetch.min(spool::MAX_DEPTH);
+            // The local prefetch spool over the cache holds segments downloaded *and*
+            // checked ahead: served by a rename, without a request or a check on the way.
+            let spool = (depth > 0)
+                .then(|| spool::Spool::for_target(dir, target).ok())
+                .flatten();
+            if let Some(spool) = &spool
+                && let Some(name) = spool.take(fs, wanted, target)
+            {
+                info!(
+                    "restored {wanted} from the prefetch spool (downloaded from {url} and checked ahead) into \"{}\"",
+                    target.display()
+                );
+                advance(fs, spool, name, dir, depth);
+                if let Err(e) = remote.advance(name, depth, args, url) {
+                    warn!("--prefetch: cannot start prefetching after {name}: {e}");
+                }
+                return Ok(());
+            }
             let cached =
                 find::first_existing(fs, dir, find::complete_forms(wanted).map(FileName::Segment))
                     .ok()
@@ -153,7 +172,16 @@ fn restore_remote(
                     );
                     Ok(bucket::Fetched::Cached(name))
                 }
-                None => remote.segment(wanted),
+                None => {
+                    // The worker keeps the segment a cursor names (PostgreSQL may ask for it
+                    // again), so naming this one before its download is safe.
+                    if let Some(sized) = (depth > 0).then(|| remote.known_size(wanted)).flatten()
+                        && let Err(e) = remote.advance(sized, depth, args, url)
+                    {
+                        warn!("--prefetch: cannot start prefetching after {sized}: {e}");
+                    }
+                    remote.segment(wanted)
+                }
             };
             // The end of the archive: the open segment, rebuilt from its chunks.
             let fetched = match fetched {
@@ -171,7 +199,10 @@ fn restore_remote(
                 ..args.clone()
             };
             restore_segment(fs, dir, wanted, target, &local)?;
-            remote.forget(&name);
+            if depth == 0 || name.is_partial() {
+                // With prefetching, the worker removes it once recovery has moved on.
+                remote.forget(&name);
+            }
             if args.prefetch > 0 && !name.is_partial() {
                 let served = std::fs::metadata(target)
                     .ok()
@@ -183,11 +214,15 @@ fn restore_remote(
                             _ => None,
                         }
                     });
-                if let Some(served) = served
-                    && let Err(e) =
-                        remote.advance(served, args.prefetch.min(spool::MAX_DEPTH), args, url)
-                {
-                    warn!("--prefetch: cannot start prefetching after {served}: {e}");
+                if let Some(served) = served {
+                    // Two workers, one after the other: the bucket's downloads the next
+                    // segments into the cache, the local spool's checks them out of it.
+                    if let Some(spool) = &spool {
+                        advance(fs, spool, served, dir, depth);
+                    }
+                    if let Err(e) = remote.advance(served, depth, args, url) {
+                        warn!("--prefetch: cannot start prefetching after {served}: {e}");
+                    }
                 }
             }
             Ok(())

@@ -14,8 +14,12 @@
 //! `--prefetch N`: each restore records the segment it served (`.pgwalrus-cursor` in the
 //! cache) and makes sure a worker runs (`restore --prefetch-worker CACHE --archive …`,
 //! detached, holding `.pgwalrus-prefetch.lock`): it keeps the next N segments of the timeline
-//! downloaded into the cache, four at a time, while PostgreSQL replays, removes what was
-//! served, and exits after 10 s without a restore.
+//! downloaded into the cache, four downloads in flight, while PostgreSQL replays; removes
+//! the segments before the last one served (PostgreSQL asks for that one again when
+//! recovery ends), and everything served when it exits after 10 s without a restore.
+//! Behind it, the local prefetch spool ([`super::spool`]) treats the cache as its archive:
+//! its worker checks the downloaded segments ahead, so that a restore hands a segment over
+//! with a rename — recovery waits neither for a request nor for a check.
 
 use std::path::{Path, PathBuf};
 
@@ -243,6 +247,19 @@ impl Remote {
         Ok(())
     }
 
+    /// `wanted` at the segment size of the cursor a previous restore left, when there is
+    /// one: what a restore about to download `wanted` itself records as served (see
+    /// [`Remote::advance`]), so that the worker fetches the segments after it meanwhile
+    /// instead of the same one.
+    pub(crate) fn known_size(&self, wanted: SegmentName) -> Option<SegmentName> {
+        let cursor = std::fs::read_to_string(self.source.cache.join(CURSOR)).ok()?;
+        let seg_size = super::spool::parse_cursor(&cursor)?.seg_size();
+        match FileName::parse(&wanted.plain().to_string(), seg_size) {
+            Ok(FileName::Segment(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Removes a served file from the cache (it is in `pg_wal` now).
     pub(crate) fn forget(&self, name: &FileName) {
         let _ = std::fs::remove_file(self.source.cache.join(name.to_string()));
@@ -347,6 +364,11 @@ pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
     let mut cursor: Option<String> = None;
     let mut moved = super::spool::now();
     let mut absent: Vec<(SegmentName, std::time::Instant)> = Vec::new();
+    // Downloads in flight: a new one starts as soon as one ends (not batch by batch), so
+    // the window stays full while PostgreSQL replays.
+    let mut downloads: tokio::task::JoinSet<(SegmentName, Result<Fetched, String>)> =
+        tokio::task::JoinSet::new();
+    let mut in_flight: Vec<SegmentName> = Vec::new();
     loop {
         if !cache.is_dir() {
             return Ok(());
@@ -357,58 +379,48 @@ pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
             moved = super::spool::now();
             absent.clear();
         }
-        if super::spool::now().duration_since(moved) > IDLE {
+        let at = cursor.as_deref().and_then(super::spool::parse_cursor);
+        let idle = super::spool::now().duration_since(moved) > IDLE;
+        if let Some(at) = at {
+            // Segments before the last one served are done with. The last one stays:
+            // PostgreSQL asks for it again when recovery ends. Once idle (recovery over),
+            // it goes too.
+            remove_served(&cache, at, idle);
+        }
+        if idle {
             return Ok(());
         }
-        let Some(at) = cursor.as_deref().and_then(super::spool::parse_cursor) else {
+        let Some(at) = at else {
             std::thread::sleep(POLL);
             continue;
         };
         absent.retain(|(_, since)| super::spool::now().duration_since(*since) < ABSENT_FOR);
-        // Served segments are removed by their restore; anything older that is left (a
-        // download that finished after its restore) goes here.
-        if let Ok(entries) = std::fs::read_dir(&cache) {
-            for entry in entries.flatten() {
-                let Some(Ok(FileName::Segment(s))) = entry
-                    .file_name()
-                    .to_str()
-                    .map(|n| FileName::parse(n, at.seg_size()))
-                else {
-                    continue;
-                };
-                if s.tli() == at.tli() && s.segno() <= at.segno() {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
         let wanted: Vec<SegmentName> = (1..=u64::from(depth))
             .filter_map(|i| SegmentName::new(at.tli(), SegNo(at.segno().0 + i), at.seg_size()).ok())
             .filter(|n| {
                 !super::find::complete_forms(*n).any(|f| cache.join(f.to_string()).exists())
                     && !absent.iter().any(|(a, _)| a == n)
+                    && !in_flight.contains(n)
             })
-            .take(AT_ONCE)
+            .take(AT_ONCE.saturating_sub(in_flight.len()))
             .collect();
-        if wanted.is_empty() {
-            std::thread::sleep(POLL);
-            continue;
-        }
-        let results = remote.runtime.block_on(async {
-            let mut downloads = tokio::task::JoinSet::new();
-            for name in &wanted {
-                let name = *name;
+        let finished = remote.runtime.block_on(async {
+            for name in wanted {
                 let source = remote.source.clone();
+                in_flight.push(name);
                 downloads.spawn(async move { (name, source.fetch_segment(name).await) });
             }
-            let mut results = Vec::new();
-            while let Some(done) = downloads.join_next().await {
-                if let Ok(result) = done {
-                    results.push(result);
-                }
+            if downloads.is_empty() {
+                tokio::time::sleep(POLL).await;
+                return None;
             }
-            results
+            tokio::select! {
+                done = downloads.join_next() => done.and_then(Result::ok),
+                () = tokio::time::sleep(POLL) => None,
+            }
         });
-        for (name, result) in results {
+        if let Some((name, result)) = finished {
+            in_flight.retain(|n| *n != name);
             match result {
                 Ok(Fetched::Cached(_)) => {}
                 Ok(Fetched::Missing(_)) => absent.push((name, super::spool::now())),
@@ -418,6 +430,26 @@ pub(crate) fn work(remote: &Remote, depth: u32) -> std::io::Result<()> {
                     absent.push((name, super::spool::now()));
                 }
             }
+        }
+    }
+}
+
+/// Removes the cache's segments of `at`'s timeline before `at` (through `at` when
+/// `through`).
+fn remove_served(cache: &Path, at: SegmentName, through: bool) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(Ok(FileName::Segment(s))) = entry
+            .file_name()
+            .to_str()
+            .map(|n| FileName::parse(n, at.seg_size()))
+        else {
+            continue;
+        };
+        if s.tli() == at.tli() && (s.segno() < at.segno() || (through && s.segno() == at.segno())) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
