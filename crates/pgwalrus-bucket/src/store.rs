@@ -103,47 +103,7 @@ impl Bucket {
         // reqwest takes the process's rustls provider; ring is the tree's one provider. When
         // an embedding program installed its own first, that one is used.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&r.url.bucket)
-            .with_region(&r.region)
-            .with_virtual_hosted_style_request(r.virtual_hosted)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(r.allow_http)
-                    .with_timeout(REQUEST_TIMEOUT)
-                    .with_connect_timeout(CONNECT_TIMEOUT),
-            )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: retries,
-                retry_timeout: Duration::from_secs(60),
-            });
-        if let Some(endpoint) = &r.endpoint {
-            // object_store takes a virtual-hosted endpoint with the bucket already in it;
-            // the AWS tools put it there themselves.
-            let endpoint = if r.virtual_hosted {
-                virtual_host(endpoint, &r.url.bucket)
-            } else {
-                endpoint.clone()
-            };
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let Some(c) = &r.credentials {
-            builder = builder
-                .with_access_key_id(&c.access_key_id)
-                .with_secret_access_key(&c.secret_access_key);
-            if let Some(token) = &c.session_token {
-                builder = builder.with_token(token);
-            }
-        }
-        for (name, value) in &r.chain {
-            let key = name
-                .to_ascii_lowercase()
-                .parse()
-                .map_err(|e: object_store::Error| Error::Settings(e.to_string()))?;
-            builder = builder.with_config(key, value);
-        }
-        let store = builder
+        let store = builder(r, retries)?
             .build()
             .map_err(|e| Error::Settings(format!("{}: {e}", r.url)))?;
         Ok(Bucket {
@@ -440,9 +400,89 @@ fn virtual_host(endpoint: &str, bucket: &str) -> String {
     }
 }
 
+/// The object store's settings for `r`, requests retried up to `retries` times.
+///
+/// Over HTTPS the payload is not signed (`UNSIGNED-PAYLOAD`), as the AWS SDKs do: TLS
+/// already protects the body in transit, each object's stamp carries its SHA-256 for every
+/// later read, and signing would hash every segment a second time (measured in
+/// docs/benchmarks.md, "Object storage"). A plain `http://` endpoint keeps the signed
+/// payload, the only integrity the request has there.
+fn builder(r: &Resolved, retries: usize) -> Result<AmazonS3Builder> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&r.url.bucket)
+        .with_region(&r.region)
+        .with_virtual_hosted_style_request(r.virtual_hosted)
+        .with_unsigned_payload(!r.allow_http)
+        .with_client_options(
+            ClientOptions::new()
+                .with_allow_http(r.allow_http)
+                .with_timeout(REQUEST_TIMEOUT)
+                .with_connect_timeout(CONNECT_TIMEOUT),
+        )
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: retries,
+            retry_timeout: Duration::from_secs(60),
+        });
+    if let Some(endpoint) = &r.endpoint {
+        // object_store takes a virtual-hosted endpoint with the bucket already in it;
+        // the AWS tools put it there themselves.
+        let endpoint = if r.virtual_hosted {
+            virtual_host(endpoint, &r.url.bucket)
+        } else {
+            endpoint.clone()
+        };
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(c) = &r.credentials {
+        builder = builder
+            .with_access_key_id(&c.access_key_id)
+            .with_secret_access_key(&c.secret_access_key);
+        if let Some(token) = &c.session_token {
+            builder = builder.with_token(token);
+        }
+    }
+    for (name, value) in &r.chain {
+        let key = name
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|e: object_store::Error| Error::Settings(e.to_string()))?;
+        builder = builder.with_config(key, value);
+    }
+    Ok(builder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payload_is_signed_over_plain_http_only() {
+        use object_store::aws::AmazonS3ConfigKey;
+        let resolved = |endpoint: Option<&str>| Resolved {
+            url: BucketUrl::parse("s3://wal/db").unwrap(),
+            endpoint: endpoint.map(str::to_owned),
+            region: "us-east-1".to_owned(),
+            virtual_hosted: endpoint.is_none(),
+            allow_http: endpoint.is_some_and(|e| e.starts_with("http://")),
+            credentials: None,
+            chain: Vec::new(),
+            single_writer: false,
+        };
+        for (endpoint, unsigned) in [
+            (None, "true"),
+            (Some("https://s3.example:9000"), "true"),
+            (Some("http://127.0.0.1:9000"), "false"),
+        ] {
+            let b = builder(&resolved(endpoint), 0).unwrap();
+            assert_eq!(
+                b.get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
+                    .as_deref(),
+                Some(unsigned),
+                "{endpoint:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_virtual_hosted_custom_endpoint_gets_the_bucket_in_its_host() {
