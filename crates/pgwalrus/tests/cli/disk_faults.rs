@@ -18,13 +18,7 @@ use crate::support::{Background, Home, SmallFs, pgwalrus};
 /// Archives a complete segment and part of the next (left `.partial`), stops cleanly, and
 /// returns the `.partial`'s name.
 fn archive_some(f: &Fixture, receive: impl Fn() -> Background) -> String {
-    let mut r = receive();
-    f.load(200);
-    f.switch();
-    let lsn = f.load(200);
-    f.wait_archived(lsn, &r);
-    r.signal("TERM");
-    r.expect_exit(0, PATIENCE);
+    f.archive_some(receive);
     newest_partial(f)
 }
 

@@ -9,14 +9,7 @@ use crate::receive_support::{Fixture, Lsn, PATIENCE, listing, small_cluster, sna
 /// Archives a little WAL (a complete segment and a `.partial`) with `extra` flags, stops
 /// cleanly, and returns the position archived.
 fn archive_some(f: &Fixture, extra: &[&str]) -> Lsn {
-    let mut r = f.receive(extra);
-    f.load(200);
-    f.switch();
-    let lsn = f.load(200);
-    f.wait_archived(lsn, &r);
-    r.signal("TERM");
-    r.expect_exit(0, PATIENCE);
-    lsn
+    f.archive_some(|| f.receive(extra))
 }
 
 #[test]

@@ -203,6 +203,19 @@ impl Fixture {
         Background::spawn(&self.home, &args, &[], &log)
     }
 
+    /// Archives a little WAL with the receiver `receive` starts — a complete segment and a
+    /// `.partial` of the next — stops it cleanly, and returns the position archived.
+    pub(crate) fn archive_some(&self, receive: impl FnOnce() -> Background) -> Lsn {
+        let mut r = receive();
+        self.load(200);
+        self.switch();
+        let lsn = self.load(200);
+        self.wait_archived(lsn, &r);
+        r.signal("TERM");
+        r.expect_exit(0, PATIENCE);
+        lsn
+    }
+
     /// The server's current WAL write position.
     pub(crate) fn current_lsn(&self) -> Lsn {
         Lsn::parse(&self.c.current_wal_lsn())

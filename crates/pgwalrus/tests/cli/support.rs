@@ -233,31 +233,21 @@ impl Background {
         envs: &[(&str, &str)],
         log: &Path,
     ) -> Background {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
-        let mut cmd = command(home, args, envs);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file));
-        Background {
-            process: Guarded::spawn(&mut cmd),
-            log: log.to_owned(),
-            args: args.join(" "),
-        }
+        Background::start(command(home, args, envs), args, log)
     }
 
     /// [`Background::spawn`] as the server's OS user (`postgres`, through `setpriv`), for
     /// tests of file permissions, which root does not meet. `home` must be the user's.
     pub(crate) fn spawn_as_server_user(home: &Home, args: &[&str], log: &Path) -> Background {
+        Background::start(command_as_server_user(home, args, &[]), args, log)
+    }
+
+    fn start(mut cmd: Command, args: &[&str], log: &Path) -> Background {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
-        let mut cmd = command_as_server_user(home, args, &[]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(file));
