@@ -74,7 +74,12 @@ bytes="$(psql_ -c "SELECT '$end_lsn'::pg_lsn - '$start_lsn'::pg_lsn")"; bytes="$
 gib="$(awk -v b="$bytes" 'BEGIN{printf "%.3f", b/1073741824}')"
 echo "WAL retained: $bytes bytes from $start_lsn to $end_lsn" >&2
 
-# run TOOL N: one catch-up; prints "wall user sys rss" and leaves the log in $work/log.N.
+# cpu_sum "user sys": their sum.
+cpu_sum() { awk '{printf "%.2f\n", $1 + $2}' <<<"$1"; }
+
+# run TOOL N: one catch-up; prints "wall user sys rss walsender_cpu s3s_fs_cpu" (the
+# walsender's CPU from the postmaster's reaped children, s3s-fs's from its own counters)
+# and leaves the log in $work/log.N.
 run() { # kind n
     local kind="$1" n="$2" dir="$work/$1.$2"
     rm -rf "$dir"; mkdir -p "$dir"
@@ -82,6 +87,7 @@ run() { # kind n
     psql_ -c "SELECT pg_copy_physical_replication_slot('bench_base', 'bench_run')" >/dev/null
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     local out; out="$(mktemp)"
+    local ws0 s30; ws0="$(cpu_sum "$(proc_children_cpu "$pid")")"; s30="$(cpu_sum "$(proc_cpu "$s3_pid")")"
     if [ "$kind" = local ]; then
         /usr/bin/time -f '%e %U %S %M' -o "$out" "$PGWALRUS" receive -D "$dir" -d "$CONN" -S bench_run -E "$end_lsn" -n 2>"$work/log.$kind.$n" || true
     else
@@ -95,7 +101,11 @@ run() { # kind n
             --archive "s3://bench/run$n" --ship-partial-interval 0 2>"$work/log.$kind.$n" || true
         if [ -n "$s3perf" ]; then kill -INT "$s3perf"; wait "$s3perf" || true; fi
     fi
-    tail -1 "$out"; rm -f "$out"
+    # The walsender exits with the run and is reaped by the postmaster within moments.
+    sleep 0.5
+    local ws1 s31; ws1="$(cpu_sum "$(proc_children_cpu "$pid")")"; s31="$(cpu_sum "$(proc_cpu "$s3_pid")")"
+    echo "$(tail -1 "$out") $(awk -v a="$ws0" -v b="$ws1" 'BEGIN{printf "%.2f", b-a}') $(awk -v a="$s30" -v b="$s31" 'BEGIN{printf "%.2f", b-a}')"
+    rm -f "$out"
 }
 
 if part catchup || part restore; then
@@ -120,6 +130,16 @@ if part catchup; then
     bm="$(printf '%s\n' "${BUCKET[@]}" | mibs | median)"
     lc="$(printf '%s\n' "${LOCAL[@]}" | cpu | minmax)"
     bc="$(printf '%s\n' "${BUCKET[@]}" | cpu | minmax)"
+    # CPU seconds per GiB of the receiver, the walsender and s3s-fs (medians), and the
+    # throughput the machine's cores would allow if nothing but these three ran.
+    per_gib() { awk -v g="$gib" -v f="$1" '{printf "%.2f\n", $f/g}'; }
+    recv() { awk -v g="$gib" '{printf "%.2f\n", ($2+$3)/g}'; }
+    l_r="$(printf '%s\n' "${LOCAL[@]}" | recv | median)"; b_r="$(printf '%s\n' "${BUCKET[@]}" | recv | median)"
+    l_w="$(printf '%s\n' "${LOCAL[@]}" | per_gib 5 | median)"; b_w="$(printf '%s\n' "${BUCKET[@]}" | per_gib 5 | median)"
+    b_s="$(printf '%s\n' "${BUCKET[@]}" | per_gib 6 | median)"
+    cores="$(nproc)"
+    l_bound="$(awk -v c="$cores" -v r="$l_r" -v w="$l_w" 'BEGIN{printf "%.0f", c*1024/(r+w)}')"
+    b_bound="$(awk -v c="$cores" -v r="$b_r" -v w="$b_w" -v s="$b_s" 'BEGIN{printf "%.0f", c*1024/(r+w+s)}')"
     puts="$(printf '%s\n' "${REQS[@]}" | sed -E 's/requests: ([0-9]+) PUT.*/\1/' | median)"
     total="$(printf '%s\n' "${REQS[@]}" | awk '{n=0; for (i=2;i<=NF;i+=2) n+=$i; print n}' | median)"
     echo
@@ -132,6 +152,13 @@ if part catchup; then
     echo
     echo "bucket/local throughput (medians): $(awk -v b="$bm" -v l="$lm" 'BEGIN{printf "%.2f", b/l}')×;" \
         "requests per GiB: $(awk -v n="$total" -v g="$gib" 'BEGIN{printf "%.0f", n/g}') in all, of which PUT $(awk -v n="$puts" -v g="$gib" 'BEGIN{printf "%.0f", n/g}') (last run: ${REQS[-1]})"
+    echo
+    echo "| CPU s per GiB (medians) | receiver | walsender | s3s-fs | all | bound on $cores cores |"
+    echo "|---|---|---|---|---|---|"
+    echo "| local directory | $l_r | $l_w | — | $(awk -v r="$l_r" -v w="$l_w" 'BEGIN{printf "%.2f", r+w}') | $l_bound MiB/s |"
+    echo "| --archive s3:// | $b_r | $b_w | $b_s | $(awk -v r="$b_r" -v w="$b_w" -v s="$b_s" 'BEGIN{printf "%.2f", r+w+s}') | $b_bound MiB/s |"
+    echo
+    echo "CPU bound of bucket/local on this machine: $(awk -v b="$b_bound" -v l="$l_bound" 'BEGIN{printf "%.2f", b/l}')× (what the cores allow when the three processes are all that runs)"
 fi
 
 if part restore; then
