@@ -186,7 +186,9 @@ fn receive_rides_out_cuts_stalls_trickles_slow_readers_and_half_open_connections
 
     let mut tally = [Tally::default(); ALL.len()];
     let mut half_open_given_up: Vec<Duration> = Vec::new();
-    let (mut rss_first, mut rss_last, mut rss_peak) = (None, 0, 0);
+    // (seconds since the start, VmRSS KiB) after each fault, and the peak (VmHWM).
+    let mut rss: Vec<(u64, u64)> = Vec::new();
+    let mut rss_peak = 0;
     let mut i = 0u64;
     while i < faults || started.elapsed() < soak_for {
         let kind = CYCLE[(i % CYCLE.len() as u64) as usize];
@@ -311,9 +313,8 @@ fn receive_rides_out_cuts_stalls_trickles_slow_readers_and_half_open_connections
         );
         t.verified += 1;
 
-        let (rss, hwm) = rss_kib(r.pid());
-        rss_first.get_or_insert(rss);
-        rss_last = rss;
+        let (now, hwm) = rss_kib(r.pid());
+        rss.push((started.elapsed().as_secs(), now));
         rss_peak = rss_peak.max(hwm);
         i += 1;
     }
@@ -367,6 +368,21 @@ fn receive_rides_out_cuts_stalls_trickles_slow_readers_and_half_open_connections
             t.verified
         );
     }
+    // Ten samples spread over the run: flat, or growing.
+    let step = rss.len().div_ceil(10).max(1);
+    let mut picked: Vec<usize> = (0..rss.len()).step_by(step).collect();
+    if let Some(last) = rss.len().checked_sub(1)
+        && picked.last() != Some(&last)
+    {
+        picked.push(last);
+    }
+    let samples: Vec<String> = picked
+        .iter()
+        .map(|&n| {
+            let (at, kib) = rss[n];
+            format!("{}:{:02} {kib}", at / 60, at % 60)
+        })
+        .collect();
     let (lo, hi) = (
         half_open_given_up.iter().min().copied().unwrap_or_default(),
         half_open_given_up.iter().max().copied().unwrap_or_default(),
@@ -379,8 +395,8 @@ fn receive_rides_out_cuts_stalls_trickles_slow_readers_and_half_open_connections
         eprintln!(
             "{i} network faults ({} proxy faults: {} cuts, {} stalls, {} trickles, {} slow readers, \
              {} half-open given up after {lo:.1?}..{hi:.1?}), {sessions} sessions, {} MiB of WAL \
-             from {first}, {compared} segments compared at the end, receiver RSS first {} KiB, \
-             last {rss_last} KiB, peak {rss_peak} KiB, {:.1?}\n{table}",
+             from {first}, {compared} segments compared at the end, {:.1?}\n\
+             receiver RSS (min:s KiB) {}; peak (VmHWM) {rss_peak} KiB\n{table}",
             counts.total(),
             counts.cut,
             counts.stall,
@@ -388,8 +404,79 @@ fn receive_rides_out_cuts_stalls_trickles_slow_readers_and_half_open_connections
             counts.slow_reader,
             counts.half_open,
             (f.current_lsn().0 - first.0) >> 20,
-            rss_first.unwrap_or(0),
-            started.elapsed()
+            started.elapsed(),
+            samples.join(", ")
         );
     }
+}
+
+/// A connection cut anywhere in its first bytes — the answer to the SSLRequest, the TLS
+/// handshake, authentication, the replication commands — is a lost connection, to be
+/// retried, never a reason to stop: with `sslmode=require` and `--no-loop`, every such cut
+/// ends the run with exit 1 (a connection problem), not 2 (settings that cannot work).
+#[test]
+fn a_cut_inside_the_tls_handshake_or_the_startup_exchange_is_a_lost_connection() {
+    let mut f = Fixture::small();
+    let proxy = TcpFaultProxy::start(f.c.port());
+    f.conninfo = format!(
+        "host=127.0.0.1 port={} user={TRUST_USER} sslmode=require",
+        proxy.port()
+    );
+    let mut rng = Rng::new(seed(0x7473_6c63));
+    let mut codes = Vec::new();
+    // Every 128 bytes or so through the TLS handshake (about 1.5 KiB), authentication and
+    // the replication commands, then every 512 bytes into streaming; FIN and reset in turn.
+    let sweep = (0..4096u64)
+        .step_by(128)
+        .map(|at| (at, 128))
+        .chain((4096..8192u64).step_by(512).map(|at| (at, 512)));
+    for (n, (at, step)) in sweep.enumerate() {
+        let after = at + rng.range(0, step);
+        proxy.inject_next(TcpFault::Cut {
+            after,
+            reset: n % 2 == 1,
+        });
+        let mut r = f.receive(&["--no-loop"]);
+        // WAL to stream, in case the cut falls after the start-up exchange.
+        wait_until(PATIENCE, || {
+            if !r.is_running() {
+                return true;
+            }
+            f.load(8);
+            false
+        });
+        let code = r.wait(PATIENCE);
+        assert_eq!(
+            code,
+            1,
+            "cut after {after} bytes: expected exit 1 (connection lost)\n--- stderr\n{}",
+            r.stderr()
+        );
+        // The error the run ended with, without the port: where the cut fell.
+        let err = r.stderr();
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| l.contains("error"))
+            .unwrap_or("");
+        codes.push((after, last.replace(&proxy.port().to_string(), "PORT")));
+    }
+    assert_eq!(proxy.counts().cut, codes.len() as u64);
+    let mut seen: Vec<(String, Vec<u64>)> = Vec::new();
+    for (after, error) in codes {
+        match seen.iter_mut().find(|(e, _)| *e == error) {
+            Some((_, at)) => at.push(after),
+            None => seen.push((error, vec![after])),
+        }
+    }
+    #[allow(clippy::print_stderr, reason = "where the cuts fell")]
+    for (error, at) in &seen {
+        eprintln!("cut after {at:?} bytes: {error}");
+    }
+    // And without a cut the same settings stream.
+    let mut r = f.receive(&[]);
+    let lsn = f.load(64);
+    f.wait_archived(lsn, &r);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
 }
