@@ -3,8 +3,9 @@
 //! [`TcpFault`] — cut the connection after N more bytes from the server (mid-message, as a
 //! FIN or a reset), stall both directions for a while, trickle the server's bytes at a few
 //! KiB/s, read the server's stream slowly in chunks (its send buffer fills, as behind a slow
-//! reader), or let the server vanish without the client being told (half-open: the
-//! client's side stays open and silent until the client gives it up).
+//! reader), let the server vanish without the client being told (half-open: the client's
+//! side stays open and silent until the client gives it up), or black-hole both sides (a
+//! partition: each side stays open until its own peer gives up).
 //!
 //! The proxy counts what took effect, by kind, and for half-open connections how long the
 //! client took to give them up ([`TcpFaultCounts`]). It runs on a thread of its own with a
@@ -51,6 +52,11 @@ pub enum TcpFault {
     /// host goes away), and the client's side stays open, swallowing what the client
     /// sends and never answering, until the client closes it.
     HalfOpen,
+    /// A partition: nothing more is forwarded either way and neither side is told; each
+    /// side is closed only when its peer closes it (the server's walsender once its
+    /// `wal_sender_timeout` expires, the client once it gives up), while new connections
+    /// go through.
+    BlackHole,
     /// Read the server's stream `chunk` bytes at a time with `pause` after each, for
     /// `duration`, the other direction flowing freely: the server's send buffer fills and
     /// its sends block, as behind a slow reader.
@@ -79,14 +85,18 @@ pub struct TcpFaultCounts {
     pub half_open: u64,
     /// Slow readers applied to a connection.
     pub slow_reader: u64,
+    /// Connections black-holed.
+    pub black_hole: u64,
     /// For each half-open connection the client has closed: how long after the fault.
     pub half_open_given_up: Vec<Duration>,
+    /// For each black-holed connection the client has closed: how long after the fault.
+    pub black_hole_given_up: Vec<Duration>,
 }
 
 impl TcpFaultCounts {
     /// Every fault that took effect.
     pub fn total(&self) -> u64 {
-        self.cut + self.stall + self.trickle + self.half_open + self.slow_reader
+        self.cut + self.stall + self.trickle + self.half_open + self.slow_reader + self.black_hole
     }
 
     fn count(&mut self, fault: TcpFault) {
@@ -96,6 +106,7 @@ impl TcpFaultCounts {
             TcpFault::Trickle { .. } => self.trickle += 1,
             TcpFault::HalfOpen => self.half_open += 1,
             TcpFault::SlowReader { .. } => self.slow_reader += 1,
+            TcpFault::BlackHole => self.black_hole += 1,
         }
     }
 }
@@ -291,6 +302,8 @@ enum End {
     Cut { reset: bool },
     /// [`TcpFault::HalfOpen`], injected at this instant.
     HalfOpen(Instant),
+    /// [`TcpFault::BlackHole`], injected at this instant.
+    BlackHole(Instant),
 }
 
 /// Carries one connection until both directions end or a fault ends it.
@@ -340,7 +353,22 @@ async fn carry(
             while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
             shared.counts().half_open_given_up.push(at.elapsed());
         }
+        End::BlackHole(at) => {
+            // Each side is dropped as soon as its peer closes it, not before.
+            let client_side = async move {
+                drain(&mut client).await;
+                shared.counts().black_hole_given_up.push(at.elapsed());
+            };
+            let server_side = async move { drain(&mut server).await };
+            tokio::join!(client_side, server_side);
+        }
     }
+}
+
+/// Reads and discards until the peer closes the connection.
+async fn drain(stream: &mut TcpStream) {
+    let mut sink = vec![0u8; 16 * 1024];
+    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
 }
 
 /// The fault in force, if any, and whether it is new since `seen`.
@@ -390,6 +418,11 @@ async fn server_to_client(
                 at,
                 ..
             }) => return End::HalfOpen(at),
+            Some(Injected {
+                fault: TcpFault::BlackHole,
+                at,
+                ..
+            }) => return End::BlackHole(at),
             Some(Injected {
                 fault: TcpFault::Stall(d),
                 at,
@@ -469,6 +502,11 @@ async fn client_to_server(
                 at,
                 ..
             }) => return End::HalfOpen(at),
+            Some(Injected {
+                fault: TcpFault::BlackHole,
+                at,
+                ..
+            }) => return End::BlackHole(at),
             Some(Injected {
                 fault: TcpFault::Stall(d),
                 at,
@@ -665,6 +703,50 @@ mod tests {
         // Counted once per injection, however many connections it reached (two, the
         // second time).
         assert_eq!((counts.trickle, counts.slow_reader), (1, 1));
+    }
+
+    #[test]
+    fn a_black_hole_keeps_each_side_open_until_its_peer_closes_it() {
+        // An upstream that tells, on a channel, when its connection is closed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_millis(400)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            // Nothing arrives (the request was swallowed), yet the connection stays open.
+            let silent = conn.read(&mut buf).is_err();
+            drop(conn);
+            closed_tx.send(silent).unwrap();
+        });
+        let proxy = TcpFaultProxy::start(port);
+        let mut c = connect(&proxy);
+        wait_live(&proxy, 1);
+        assert_eq!(proxy.inject(TcpFault::BlackHole), 1);
+        c.write_all(b"anyone?").unwrap();
+        // The server gives up on its side first; the client's side stays open and silent.
+        assert!(
+            closed.recv_timeout(Duration::from_secs(5)).unwrap(),
+            "the server heard nothing"
+        );
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let err = c.read(&mut buf).expect_err("silence, not an end");
+        assert!(
+            matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{err}"
+        );
+        drop(c);
+        assert!(crate::wait_until(Duration::from_secs(5), || {
+            proxy.counts().black_hole_given_up.len() == 1
+        }));
+        assert_eq!(proxy.counts().black_hole, 1);
     }
 
     #[test]

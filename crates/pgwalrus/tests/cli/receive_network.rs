@@ -480,3 +480,71 @@ fn a_cut_inside_the_tls_handshake_or_the_startup_exchange_is_a_lost_connection()
     r.signal("TERM");
     r.expect_exit(0, PATIENCE);
 }
+
+/// A partition while the server stays up: the proxy black-holes the streaming connection
+/// both ways and tells neither side. The receiver gives it up at its receive timeout; the
+/// server's walsender lives on until its own `wal_sender_timeout` (10 s here) and holds the
+/// slot meanwhile, so the receiver's first reconnects are refused (`replication slot … is
+/// active for PID …`). Those are retried with backoff until the server lets the slot go;
+/// then the receiver catches up with no gap.
+#[test]
+fn a_partition_is_given_up_and_the_slot_taken_back_once_the_server_lets_it_go() {
+    let mut f = Fixture::new(
+        crate::receive_support::small_cluster()
+            .setting("wal_sender_timeout", "10s")
+            .start(),
+    );
+    let proxy = TcpFaultProxy::start(f.c.port());
+    f.conninfo = format!("host=127.0.0.1 port={} user={TRUST_USER}", proxy.port());
+    let timeout = RECEIVE_TIMEOUT.as_secs().to_string();
+    let mut r = f.receive(&[
+        "-S",
+        "walrus_partition",
+        "--create-slot",
+        "--if-not-exists",
+        "--receive-timeout",
+        &timeout,
+    ]);
+    f.wait_streaming("pgwalrus", &r);
+    let lsn = f.load(64);
+    f.wait_archived(lsn, &r);
+    let sessions_before = sessions(&r);
+
+    #[allow(clippy::disallowed_methods, reason = "how long the recovery took")]
+    let injected_at = Instant::now();
+    assert_eq!(proxy.inject(TcpFault::BlackHole), 1);
+    f.load(64);
+    let bound = RECEIVE_TIMEOUT + HALF_OPEN_BOUND;
+    assert!(
+        wait_until(bound + Duration::from_secs(1), || !proxy
+            .counts()
+            .black_hole_given_up
+            .is_empty()),
+        "the receiver still holds the black-holed connection after {bound:?}\n{}",
+        r.stderr()
+    );
+    let given_up = proxy.counts().black_hole_given_up[0];
+    assert!(given_up <= bound, "given up after {given_up:?}");
+
+    let target = f.load(64);
+    f.wait_archived(target, &r);
+    let caught_up = injected_at.elapsed();
+    assert!(r.is_running(), "{}", r.stderr());
+    let log = r.stderr();
+    assert!(sessions(&r) > sessions_before, "{log}");
+    assert!(log.contains("receive timeout"), "{log}");
+    assert!(
+        log.contains("is active for PID"),
+        "the first reconnect comes while the old walsender still holds the slot:\n{log}"
+    );
+    f.assert_complete_and_identical(0);
+    r.signal("TERM");
+    r.expect_exit(0, PATIENCE);
+    verify(&f, &[], "after the partition");
+    #[allow(clippy::print_stderr, reason = "how the recovery went")]
+    {
+        eprintln!(
+            "partition: given up after {given_up:.1?}, caught up {caught_up:.1?} after the fault"
+        );
+    }
+}
