@@ -336,6 +336,9 @@ async fn carry(
             }
         }
     };
+    // No longer carried: what is injected from now on does not reach this connection (a
+    // half-open or black-holed one only waits for its peers to close).
+    drop(control);
     match end {
         End::Eof | End::Broken => {}
         End::Cut { reset } => {
