@@ -15,10 +15,15 @@
 //!
 //! Every session streams WAL before the next fault, so the reconnect backoff starts over
 //! each time (1 s); only a cut inside the start-up exchange costs a second, longer pause.
-//! The default run (27 faults) takes about 55 s per major. `PGWALRUS_SOAK_FAULTS` and
+//! The default run (27 faults) takes 45–60 s per major. `PGWALRUS_SOAK_FAULTS` and
 //! `PGWALRUS_SOAK_SECONDS` make it longer (it runs until both are reached), as
 //! `bench/soak-network.sh` does; the receiver's resident memory is sampled after each fault
-//! and printed with a table of what was injected and checked.
+//! and printed with a table of what was injected and checked (docs/reliability.md).
+//!
+//! Two shorter tests: cuts swept through the first 8 KiB of new connections (the TLS
+//! handshake, authentication, the replication commands) must each be a lost connection,
+//! never a reason to stop; and a partition while the server stays up is given up at the
+//! receive timeout, the slot taken back once the server's walsender lets it go.
 
 use std::fmt::Write as _;
 use std::process::Stdio;
