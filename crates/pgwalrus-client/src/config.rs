@@ -86,6 +86,11 @@ pub struct Config {
     pub connect_timeout: Option<Duration>,
     /// TCP keepalive settings.
     pub keepalives: Keepalives,
+    /// `tcp_user_timeout`: how long data sent may stay unacknowledged before the kernel
+    /// drops the connection (`TCP_USER_TIMEOUT`, Linux). `None` leaves the socket alone;
+    /// zero (also what a negative value becomes, as in libpq) sets the system default.
+    /// TCP only, and — libpq again — only applied when keepalives are on.
+    pub tcp_user_timeout: Option<Duration>,
     /// TLS settings.
     pub ssl: SslConfig,
     /// SCRAM channel binding policy.

@@ -122,7 +122,7 @@ async fn attempt(
 ) -> Result<Connection, AttemptError> {
     let target = endpoint_label(host, endpoint);
     let work = async {
-        let stream = open(endpoint, &config.keepalives)
+        let stream = open(endpoint, &config.keepalives, config.tcp_user_timeout)
             .await
             .map_err(|error| AttemptError {
                 error: Error::Connect {

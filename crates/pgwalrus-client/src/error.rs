@@ -61,7 +61,8 @@ pub enum Error {
         #[source]
         source: TlsError,
     },
-    /// The TLS handshake failed (certificate not trusted, name mismatch, protocol…).
+    /// The TLS handshake failed (certificate not trusted, name mismatch, protocol…, or the
+    /// connection was lost during it: then [`Error::is_transient`]).
     #[error("connection to {target} failed: TLS handshake")]
     TlsHandshake {
         /// `address:port`.
@@ -292,6 +293,10 @@ impl Error {
             Error::Resolve { error, .. }
             | Error::Connect { error, .. }
             | Error::Io { error, .. } => io_is_transient(error),
+            // The connection dropped in the middle of the handshake (rustls reports an end of
+            // file or a reset as such); what the handshake itself refuses — a certificate, a
+            // protocol version, an alert — comes as `InvalidData` and stays permanent.
+            Error::TlsHandshake { source, .. } => io_is_transient(source),
             Error::Timeout { .. }
             | Error::Closed { .. }
             | Error::ShutDown { .. }
@@ -591,5 +596,23 @@ mod tests {
         )
         .unwrap();
         assert!(!Error::Server(Box::new(perm)).is_transient());
+    }
+
+    /// A handshake the network cut short is retried; one the TLS layer refused is not.
+    #[test]
+    fn a_tls_handshake_cut_short_is_transient_a_refused_one_permanent() {
+        let handshake = |source: io::Error| Error::TlsHandshake {
+            target: "db1:5432".to_owned(),
+            source,
+        };
+        for kind in [io::ErrorKind::UnexpectedEof, io::ErrorKind::ConnectionReset] {
+            let e = handshake(io::Error::new(kind, "tls handshake eof"));
+            assert!(e.is_transient() && !e.is_permanent(), "{kind:?}");
+        }
+        let refused = handshake(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert!(!refused.is_transient() && refused.is_permanent());
     }
 }

@@ -1,5 +1,5 @@
-//! Byte streams: TCP and Unix-socket connection set-up, TCP keepalive, and the
-//! plain-or-TLS stream a connection runs over.
+//! Byte streams: TCP and Unix-socket connection set-up, TCP keepalive and user timeout,
+//! and the plain-or-TLS stream a connection runs over.
 //!
 //! [`Connection::handshake`](crate::Connection::handshake) accepts any
 //! `AsyncRead + AsyncWrite + Unpin + Send + 'static` stream, so a tool with its own socket
@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -145,32 +146,63 @@ pub(crate) async fn resolve(host: &HostSpec) -> io::Result<Vec<Endpoint>> {
     }
 }
 
-/// Opens a socket to `endpoint`, with TCP keepalive and `TCP_NODELAY` set as libpq does.
+/// Opens a socket to `endpoint`, with TCP keepalive, `TCP_USER_TIMEOUT` and `TCP_NODELAY`
+/// set as libpq does.
+///
+/// libpq sets the user timeout in the same chain as the keepalive options, so with
+/// `keepalives=0` it is never set; the same here, so that a conninfo behaves as it does
+/// with libpq. A Unix socket has neither.
 pub(crate) async fn open(
     endpoint: &Endpoint,
     keepalives: &Keepalives,
+    tcp_user_timeout: Option<Duration>,
 ) -> io::Result<Box<dyn AsyncStream>> {
     match endpoint {
         Endpoint::Tcp(addr) => {
             let stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            if keepalives.enabled {
-                let mut ka = TcpKeepalive::new();
-                if let Some(idle) = keepalives.idle {
-                    ka = ka.with_time(idle);
-                }
-                if let Some(interval) = keepalives.interval {
-                    ka = ka.with_interval(interval);
-                }
-                if let Some(count) = keepalives.count {
-                    ka = ka.with_retries(count);
-                }
-                SockRef::from(&stream).set_tcp_keepalive(&ka)?;
-            }
+            configure_tcp(&stream, keepalives, tcp_user_timeout)?;
             Ok(Box::new(stream))
         }
         Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
     }
+}
+
+/// The socket options of [`open`] on a connected TCP socket.
+fn configure_tcp(
+    stream: &TcpStream,
+    keepalives: &Keepalives,
+    tcp_user_timeout: Option<Duration>,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    if keepalives.enabled {
+        let mut ka = TcpKeepalive::new();
+        if let Some(idle) = keepalives.idle {
+            ka = ka.with_time(idle);
+        }
+        if let Some(interval) = keepalives.interval {
+            ka = ka.with_interval(interval);
+        }
+        if let Some(count) = keepalives.count {
+            ka = ka.with_retries(count);
+        }
+        SockRef::from(stream).set_tcp_keepalive(&ka)?;
+        if let Some(timeout) = tcp_user_timeout {
+            set_user_timeout(stream, timeout)?;
+        }
+    }
+    Ok(())
+}
+
+/// `TCP_USER_TIMEOUT`: unacknowledged data older than `timeout` ends the connection (zero:
+/// the kernel's default). Where the option does not exist, nothing, as libpq.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_user_timeout(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    SockRef::from(stream).set_tcp_user_timeout((!timeout.is_zero()).then_some(timeout))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_user_timeout(_stream: &TcpStream, _timeout: Duration) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -211,6 +243,47 @@ mod tests {
             endpoint_label(&tcp("127.0.0.1", None), &ep),
             "127.0.0.1:5432"
         );
+    }
+
+    /// The options reach the socket: read back with `getsockopt`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[tokio::test]
+    async fn tcp_user_timeout_is_set_only_with_keepalives_as_libpq() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let user_timeout = |stream: &TcpStream| SockRef::from(stream).tcp_user_timeout().unwrap();
+        let on = Keepalives {
+            idle: Some(Duration::from_secs(7)),
+            ..Keepalives::default()
+        };
+        let off = Keepalives {
+            enabled: false,
+            ..Keepalives::default()
+        };
+        for (keepalives, timeout, expected) in [
+            (&on, None, None),
+            (
+                &on,
+                Some(Duration::from_millis(2500)),
+                Some(Duration::from_millis(2500)),
+            ),
+            (&on, Some(Duration::ZERO), None),
+            (&off, Some(Duration::from_millis(2500)), None),
+        ] {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            configure_tcp(&stream, keepalives, timeout).unwrap();
+            assert_eq!(
+                user_timeout(&stream),
+                expected,
+                "{keepalives:?} {timeout:?}"
+            );
+            let sock = SockRef::from(&stream);
+            assert_eq!(sock.keepalive().unwrap(), keepalives.enabled);
+            if keepalives.enabled {
+                assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(7));
+            }
+            assert!(stream.nodelay().unwrap());
+        }
     }
 
     #[tokio::test]

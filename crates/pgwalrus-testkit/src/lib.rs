@@ -14,6 +14,10 @@
 //! * [`fake_server`] is not a cluster at all: a scripted replication server on
 //!   127.0.0.1 that lies (WAL out of place, absurd message lengths, CopyData
 //!   outside a copy), for tests of how pgwalrus refuses it.
+//! * [`TcpFaultProxy`] sits between pgwalrus and a real server and, on demand, cuts the
+//!   connection at a chosen byte, stalls it, trickles it, reads it slowly or lets the
+//!   server vanish without a FIN ([`TcpFault`]); [`HttpFaultProxy`] does the same kind of
+//!   thing to S3 requests.
 //! * [`pg_bin`] picks the server installation under test (CI runs the suite
 //!   once per major, setting [`BINDIR_ENV`]); [`debian_bin`] finds the
 //!   PostgreSQL 15 client tools (`psql`, `pg_receivewal`, …).
@@ -58,6 +62,7 @@ mod httpfault;
 mod pgbin;
 mod psql;
 mod s3;
+mod tcpfault;
 mod tempdir;
 mod template;
 mod tls;
@@ -68,6 +73,7 @@ pub use httpfault::{FaultCounts, HttpFaultProxy};
 pub use pgbin::{BINDIR_ENV, DEBIAN_BINDIR, PgBin, debian_bin, pg_bin};
 pub use psql::run_psql;
 pub use s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3S_FS_ENV, S3Server};
+pub use tcpfault::{TcpFault, TcpFaultCounts, TcpFaultProxy};
 pub use tempdir::TempDir;
 pub use tls::TlsFiles;
 pub use util::{

@@ -12,7 +12,7 @@
 //!   libraries never compress), `krbsrvname`, `gsslib`, `gssdelegation` (no GSSAPI),
 //!   `servicefile` (only read with `service`), `gssencmode` other than `require`,
 //!   `load_balance_hosts=disable`, `max_protocol_version`, harmless values of the TLS and
-//!   protocol version bounds, `tcp_user_timeout` of zero or less;
+//!   protocol version bounds;
 //! - refused with [`ConfigError::Unsupported`] when set to anything non-empty, because
 //!   silently ignoring them could weaken security or connect somewhere unexpected.
 
@@ -222,15 +222,11 @@ impl Config {
                 .int("keepalives_count")?
                 .map(|(n, _)| u32::try_from(n).unwrap_or(0)),
         };
-        if let Some((timeout, origin)) = r.int("tcp_user_timeout")?
-            && timeout > 0
-        {
-            return Err(unsupported(
-                "tcp_user_timeout",
-                origin,
-                "TCP user timeouts are not implemented",
-            ));
-        }
+        // Milliseconds; libpq's setTCPUserTimeout clamps a negative value to zero, which
+        // asks the kernel for its default.
+        let tcp_user_timeout = r
+            .int("tcp_user_timeout")?
+            .map(|(ms, _)| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
 
         let (channel_binding, _) = r.enumeration("channel_binding", ChannelBinding::Prefer)?;
         let ssl = resolve_ssl(&r)?;
@@ -250,6 +246,7 @@ impl Config {
             options: r.string("options"),
             connect_timeout,
             keepalives,
+            tcp_user_timeout,
             ssl,
             channel_binding,
             target_session_attrs,
@@ -699,6 +696,7 @@ mod tests {
         assert_eq!(c.options, None);
         assert_eq!(c.connect_timeout, None);
         assert_eq!(c.keepalives, Keepalives::default());
+        assert_eq!(c.tcp_user_timeout, None);
         assert_eq!(c.ssl, SslConfig::default());
         assert_eq!(c.channel_binding, ChannelBinding::Prefer);
         assert_eq!(c.target_session_attrs, TargetSessionAttrs::Any);
@@ -1034,6 +1032,41 @@ mod tests {
     }
 
     #[test]
+    fn tcp_user_timeout_in_milliseconds_like_libpq() {
+        let env = FakeEnv::new();
+        let timeout = |conninfo: &str| ok(conninfo, &env).tcp_user_timeout;
+        assert_eq!(timeout(""), None);
+        assert_eq!(
+            timeout("tcp_user_timeout=10000"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            timeout("tcp_user_timeout=' 250 '"),
+            Some(Duration::from_millis(250))
+        );
+        // Zero asks for the system default; libpq clamps a negative value to it.
+        assert_eq!(timeout("tcp_user_timeout=0"), Some(Duration::ZERO));
+        assert_eq!(timeout("tcp_user_timeout=-5"), Some(Duration::ZERO));
+        // Kept with keepalives off too; whether it reaches the socket is `transport`'s rule.
+        assert_eq!(
+            timeout("keepalives=0 tcp_user_timeout=3000"),
+            Some(Duration::from_secs(3))
+        );
+        for bad in ["1s", "many", "99999999999"] {
+            assert!(
+                matches!(
+                    fails(&format!("tcp_user_timeout={bad}"), &env),
+                    ConfigError::InvalidInteger {
+                        keyword: "tcp_user_timeout",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn replication_keyword() {
         let env = FakeEnv::new();
         for (value, mode) in [
@@ -1250,7 +1283,6 @@ mod tests {
             ("scram_client_key", "x"),
             ("oauth_issuer", "https://issuer.example"),
             ("oauth_client_secret", "s"),
-            ("tcp_user_timeout", "1000"),
             ("gssencmode", "require"),
             ("load_balance_hosts", "random"),
             ("sslcertmode", "require"),

@@ -11,6 +11,8 @@
 //! * [`receive_crash`] — `kill -9` at random moments under load;
 //! * [`receive_shutdowns`] — the primary stopped fast, immediately and by `kill -9`, again
 //!   and again under load, with one receiver throughout;
+//! * [`receive_network`] — a fault-injecting TCP proxy between the receiver and the server:
+//!   cuts at random bytes, stalls, trickles, slow readers, half-open connections;
 //! * [`receive_interop`] — one directory shared with `pg_receivewal`;
 //! * [`receive_errors`] — exit codes 1, 3 and 4, with the archive untouched;
 //! * [`receive_lies`] — a scripted fake server that lies: each lie's message and exit code,
@@ -43,6 +45,7 @@ mod receive_errors;
 mod receive_failover;
 mod receive_interop;
 mod receive_lies;
+mod receive_network;
 mod receive_shutdowns;
 mod receive_slots;
 mod receive_support;
