@@ -9,7 +9,7 @@
 # and archive directories (compression none, default flush_interval and status_interval,
 # verification on), and N pg_receivewal processes (distinct slots and directories). Once
 # all 2N streams have caught up, pgbench -c 4 -j 2 runs until the primary has written
-# WAL_MIB MiB of WAL (default 128), and stops; every stream streams that same WAL.
+# WAL_MIB MiB of WAL (default 128; pgbench -n after the script vacuumed and truncated what pgbench would), and stops; every stream streams that same WAL.
 #
 # Measured per run:
 #  - peak RSS: the daemon's VmHWM (one process, all its threads) and the sum of the N
@@ -141,6 +141,10 @@ one_run() {
     local -A reached=()
     local -a pids_p=()
     echo "run $run/$RUNS: slots and $((2 * STREAMS)) streams…" >&2
+    # What pgbench does before it starts unless -n (it runs with -n below, so its vacuum and
+    # truncation are not in the measured WAL, and the rows of pgbench_history count its
+    # transactions); then a checkpoint, so every run's WAL has the same shape.
+    psql_ -c "VACUUM pgbench_branches" -c "VACUUM pgbench_tellers" -c "TRUNCATE pgbench_history" >/dev/null
     psql_ -c "SELECT pg_switch_wal()" -c "CHECKPOINT" >/dev/null
     for n in $(names w) $(names p); do
         psql_ -c "SELECT pg_create_physical_replication_slot('$n', true)" >/dev/null
@@ -162,7 +166,7 @@ one_run() {
     echo "run $run/$RUNS: pgbench until ${WAL_MIB} MiB of WAL…" >&2
     # The binary itself in the background (not a function: that would be a subshell), stopped
     # with SIGTERM (a script's background jobs ignore SIGINT).
-    "$BIN/pgbench" -h "$work" -p "$port" -U postgres -c 4 -j 2 -T 3600 postgres >"$ARCH/pgbench.out" 2>&1 &
+    "$BIN/pgbench" -h "$work" -p "$port" -U postgres -n -c 4 -j 2 -T 3600 postgres >"$ARCH/pgbench.out" 2>&1 &
     LOAD_PID=$!
     until [ "$(psql_ -c "SELECT pg_current_wal_lsn() - '$start_lsn'::pg_lsn >= $WAL_MIB * 1048576")" = t ]; do
         kill -0 "$LOAD_PID" 2>/dev/null || { echo "pgbench ended early: $(cat "$ARCH/pgbench.out")" >&2; exit 1; }
