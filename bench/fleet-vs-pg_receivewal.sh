@@ -8,8 +8,9 @@
 # with a configuration of N [[server]] tables pointing at the primary with distinct slots
 # and archive directories (compression none, default flush_interval and status_interval,
 # verification on), and N pg_receivewal processes (distinct slots and directories). Once
-# all 2N streams have caught up, pgbench -c 4 -j 2 runs until the primary has written
-# WAL_MIB MiB of WAL (default 128; pgbench -n after the script vacuumed and truncated what pgbench would), and stops; every stream streams that same WAL.
+# all 2N streams have caught up, pgbench -n -c 4 -j 2 (its vacuum and truncation done by the
+# script before the checkpoint) runs until the primary has written WAL_MIB MiB of WAL
+# (default 128), and stops; every stream streams that same WAL.
 #
 # Measured per run:
 #  - peak RSS: the daemon's VmHWM (one process, all its threads) and the sum of the N
@@ -223,6 +224,7 @@ one_run() {
     rss_w="$(proc_peak_rss_kb "$DAEMON_PID")"
     rss_p="$(for k in "${pids_p[@]}"; do proc_peak_rss_kb "$k"; done | awk '{s += $1} END {print s}')"
     echo "$run $bytes $cpu_w $cpu_p $rss_w $rss_p $fl_w $fl_p $tps" >>"$work/fleet.rows"
+    echo "  run $run: daemon peak RSS $rss_w KiB, CPU $cpu_w s, flush $fl_w s; pg_receivewal peak RSS $rss_p KiB (sum), CPU $cpu_p s, flush $fl_p s" >&2
 
     # Stop both sides (SIGTERM: the daemon stops cleanly; pg_receivewal keeps its .partial).
     kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=""
