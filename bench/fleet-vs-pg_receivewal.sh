@@ -280,7 +280,7 @@ flush_col() { # column: seconds, or ">W" in runs where some stream did not get t
 echo
 echo "### $STREAMS streams of one primary: one pgwalrus daemon vs $STREAMS pg_receivewal ($RUNS runs, min–max)"
 echo
-echo "WAL per run: $(col 2 | awk '{print $1/1048576}' | minmax %.0f) MiB (pgbench -c 4 -j 2, scale 20, $(col 9 | minmax %.0f) TPS), streamed by each of the $((2 * STREAMS)) streams: $(gib_streamed | minmax) GiB per side. Archives on $(df --output=fstype "$ARCH" | tail -1) ($ARCH)."
+echo "WAL per run: $(col 2 | awk '{print $1/1048576}' | minmax %.0f) MiB (pgbench -n -c 4 -j 2, scale 20, $(col 9 | minmax %.0f) TPS), streamed by each of the $((2 * STREAMS)) streams: $(gib_streamed | minmax) GiB per side. Archives on $(df --output=fstype "$ARCH" | tail -1) ($ARCH)."
 echo
 echo "| | peak RSS MiB (total) | CPU s (total) | CPU s per GiB streamed | flush reaches end of WAL after load stops, s (max over streams) |"
 echo "|---|---|---|---|---|"
