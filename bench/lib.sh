@@ -34,7 +34,7 @@ need_tools() {
 build_pgwalrus() {
     if [ -z "${PGWALRUS:-}" ]; then
         cargo build --release --locked -q -p pgwalrus
-        PGWALRUS="$(pwd)/target/release/pgwalrus"
+        PGWALRUS="${CARGO_TARGET_DIR:-$(pwd)/target}/release/pgwalrus"
     fi
 }
 
