@@ -122,7 +122,7 @@ async fn attempt(
 ) -> Result<Connection, AttemptError> {
     let target = endpoint_label(host, endpoint);
     let work = async {
-        let stream = open(endpoint, &config.keepalives, config.tcp_user_timeout)
+        let (stream, socket) = open(endpoint, &config.keepalives, config.tcp_user_timeout)
             .await
             .map_err(|error| AttemptError {
                 error: Error::Connect {
@@ -132,6 +132,7 @@ async fn attempt(
                 tls_used: false,
             })?;
         let mut conn = handshake_with(stream, config, host, target.clone(), tls).await?;
+        conn.socket = socket;
         let tls_used = conn.tls().is_some();
         if let Err(error) = check_session_attrs(&mut conn, attrs).await {
             let _ = conn.close().await;

@@ -47,6 +47,8 @@ pub struct Connection {
     pub(crate) tls: Option<TlsInfo>,
     pub(crate) auth_method: AuthMethod,
     pub(crate) backend_key: Option<BackendKey>,
+    /// The TCP socket under `io` when this crate opened it (a caller's stream is opaque).
+    pub(crate) socket: Option<std::os::fd::RawFd>,
 }
 
 /// What the server answered to a query.
@@ -56,6 +58,20 @@ pub(crate) enum Answer {
 }
 
 impl Connection {
+    /// Asks the kernel not to report the socket readable until `bytes` bytes are waiting
+    /// (`SO_RCVLOWAT`; 1 is the default). A receiver that pauses between reads uses it so
+    /// that WAL arriving during the pause does not wake its thread for nothing. A no-op
+    /// for a connection over a caller's stream or a Unix socket.
+    ///
+    /// # Errors
+    /// The socket option could not be set.
+    pub fn set_receive_low_water(&self, bytes: u32) -> std::io::Result<()> {
+        match self.socket {
+            Some(fd) => crate::transport::set_receive_low_water(fd, bytes),
+            None => Ok(()),
+        }
+    }
+
     /// The server's version as a number, e.g. `150018` for 15.18 or `180000` for 18beta1.
     pub fn server_version_num(&self) -> u32 {
         self.server_version_num

@@ -126,6 +126,7 @@ impl Connection {
             tls: None,
             auth_method: pgwalrus_proto::startup::AuthMethod::None,
             backend_key: None,
+            socket: None,
         };
         let version = conn.show("server_version").await?;
         match parse_server_version(&version) {
@@ -181,6 +182,7 @@ pub(crate) async fn handshake_with(
         tls: tls_info,
         auth_method: outcome.auth_method,
         backend_key: outcome.backend_key,
+        socket: None,
     };
     if let Some(n) = &outcome.negotiation {
         tracing::debug!(server = %conn.target(), newest_minor = n.newest_minor, unrecognized = ?n.unrecognized, "server negotiated the protocol version");

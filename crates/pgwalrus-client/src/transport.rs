@@ -14,7 +14,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
+use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::{Host, HostSpec, Keepalives};
@@ -156,14 +158,41 @@ pub(crate) async fn open(
     endpoint: &Endpoint,
     keepalives: &Keepalives,
     tcp_user_timeout: Option<Duration>,
-) -> io::Result<Box<dyn AsyncStream>> {
+) -> io::Result<(Box<dyn AsyncStream>, Option<RawFd>)> {
     match endpoint {
         Endpoint::Tcp(addr) => {
             let stream = TcpStream::connect(addr).await?;
             configure_tcp(&stream, keepalives, tcp_user_timeout)?;
-            Ok(Box::new(stream))
+            let fd = stream.as_raw_fd();
+            Ok((Box::new(stream), Some(fd)))
         }
-        Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
+        Endpoint::Unix(path) => Ok((Box::new(UnixStream::connect(path).await?), None)),
+    }
+}
+
+/// `SO_RCVLOWAT` on the TCP socket `fd` (see [`crate::Connection::set_receive_low_water`]).
+/// Lowering it makes the kernel report waiting data at once (Linux signals readiness
+/// when the mark changes), so a reader that lowers it after a pause is woken if enough
+/// arrived meanwhile.
+#[allow(unsafe_code)]
+pub(crate) fn set_receive_low_water(fd: RawFd, bytes: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes.max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fd` is the connection's own open socket (it lives as long as the
+    // `Connection` that calls this); the option value is a `c_int` passed by pointer with
+    // its exact size, as setsockopt(2) requires for SO_RCVLOWAT.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            std::ptr::from_ref(&value).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

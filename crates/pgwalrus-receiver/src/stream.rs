@@ -45,6 +45,19 @@ pub const SEGMENT_LOG_TARGET: &str = "pgwalrus_receiver::segment";
 /// docs/benchmarks.md ("Steady streaming"); synchronous mode never waits: commits do.
 const READ_BATCH: Duration = Duration::from_millis(10);
 
+/// During that pause the socket's low-water mark is raised to this (`SO_RCVLOWAT`), so WAL
+/// arriving meanwhile does not wake the thread once per packet only to be left unread: the
+/// pause ends on its timer (the mark lowered again makes waiting data readable at once) or
+/// when this much is waiting, whichever comes first.
+const PAUSED_LOW_WATER: u32 = 256 * 1024;
+
+/// Sets the stream's receive low-water mark; a failure only costs wake-ups.
+fn low_water(stream: &ReplicationStream, bytes: u32) {
+    if let Err(e) = stream.connection().set_receive_low_water(bytes) {
+        tracing::debug!("could not set the receive low-water mark to {bytes}: {e}");
+    }
+}
+
 /// Runs one prepared session until a clean stop or an error; the writer is created here and
 /// closed (what was written fsynced, the segment left `.partial`) whatever happens.
 pub(crate) async fn session<F: EngineFs>(
@@ -198,6 +211,9 @@ async fn stream<F: EngineFs>(
     }
     let mut read_gate: Option<std::time::Instant> = None;
     loop {
+        // What the writer thread has written since the last turn, before anything below
+        // builds a status update from it.
+        session.take_written();
         let deadline = session.core.next_deadline();
         let gate = read_gate;
         let gated = async {
@@ -229,6 +245,9 @@ async fn stream<F: EngineFs>(
         let actions: Actions = tokio::select! {
             biased;
             () = shutdown.triggered() => {
+                if read_gate.is_some() {
+                    low_water(&stream, 1);
+                }
                 let flushed = session.graceful_stop(stream).await?;
                 return Ok(Stopped::Shutdown { flushed });
             }
@@ -242,6 +261,7 @@ async fn stream<F: EngineFs>(
             }
             () = gated => {
                 read_gate = None;
+                low_water(&stream, 1);
                 Actions::new()
             }
             msg = stream.next(), if read_gate.is_none() => match msg {
@@ -249,6 +269,7 @@ async fn stream<F: EngineFs>(
                     let actions = session.on_wal(start, end, wal_end, time, data).await?;
                     if !settings.synchronous && end >= wal_end && !stream.has_buffered_message() {
                         read_gate = Some(now() + READ_BATCH);
+                        low_water(&stream, PAUSED_LOW_WATER);
                     }
                     actions
                 }
@@ -466,6 +487,7 @@ impl<F: EngineFs> Session<'_, F> {
 
     /// What the writer reported.
     fn on_event(&mut self, event: Option<Event>) -> Result<Actions, SessionError> {
+        self.take_written();
         let actions = match event {
             Some(Event::Synced(lsn)) => self.core.on_synced(lsn, now()),
             Some(Event::Flushed(lsn)) => self.core.on_flushed(lsn, now()),
@@ -493,6 +515,13 @@ impl<F: EngineFs> Session<'_, F> {
         };
         self.publish_positions();
         Ok(actions)
+    }
+
+    /// Takes in how far a writer thread has written (it says so without an event).
+    fn take_written(&mut self) {
+        if let Some(written) = self.writer.written() {
+            self.core.on_written(written);
+        }
     }
 
     fn publish_positions(&self) {

@@ -20,6 +20,8 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -78,8 +80,8 @@ pub enum Event {
     /// Durable up to here without being asked (segment completion, group flush,
     /// zero-ahead).
     Flushed(Lsn),
-    /// Handed to the operating system up to here (thread: after each drained batch;
-    /// inline: at each group flush).
+    /// Handed to the operating system up to here (inline, at each group flush; a thread
+    /// publishes its position for [`WriterHandle::written`] instead).
     Written(Lsn),
     /// A segment was completed under its final name.
     Completed(SegmentName),
@@ -107,6 +109,10 @@ enum Mode {
     Thread {
         commands: mpsc::Sender<Command>,
         events: mpsc::UnboundedReceiver<Event>,
+        /// How far WAL was handed to the OS, stored after each drained batch: read when
+        /// needed instead of sent as an event, which would wake the network side once per
+        /// batch for nothing but a number (measured: docs/benchmarks.md).
+        written: Arc<AtomicU64>,
         thread: Option<JoinHandle<()>>,
     },
     Inline {
@@ -127,15 +133,18 @@ impl WriterHandle {
     pub fn spawn(sink: Box<dyn WalSink>) -> std::io::Result<WriterHandle> {
         let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE_DEPTH);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let written = Arc::new(AtomicU64::new(Lsn::INVALID.0));
+        let written_by_thread = Arc::clone(&written);
         // Compression runs on this thread, behind the bounded queue: the network side never
         // waits on the compressor except through the queue.
         let thread = std::thread::Builder::new()
             .name("pgwalrus-writer".into())
-            .spawn(move || run(sink, cmd_rx, &ev_tx))?;
+            .spawn(move || run(sink, cmd_rx, &ev_tx, &written_by_thread))?;
         Ok(WriterHandle {
             mode: Mode::Thread {
                 commands: cmd_tx,
                 events: ev_rx,
+                written,
                 thread: Some(thread),
             },
         })
@@ -180,6 +189,15 @@ impl WriterHandle {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Thread: how far WAL was handed to the OS (it reports no [`Event::Written`]).
+    /// `None` inline, which reports its written position as an event at each group flush.
+    pub fn written(&self) -> Option<Lsn> {
+        match &self.mode {
+            Mode::Thread { written, .. } => Some(Lsn(written.load(Ordering::Acquire))),
+            Mode::Inline { .. } => None,
         }
     }
 
@@ -304,6 +322,7 @@ impl WriterHandle {
             commands,
             events,
             thread,
+            ..
         } = self.mode
         {
             // Dropping the last sender ends the thread's loop once the queue is drained.
@@ -372,24 +391,20 @@ fn run(
     mut writer: Box<dyn WalSink>,
     mut commands: mpsc::Receiver<Command>,
     events: &mpsc::UnboundedSender<Event>,
+    written: &AtomicU64,
 ) {
     let mut emit = |event| {
         let _ = events.send(event);
     };
-    while let Some(first) = commands.blocking_recv() {
-        let mut next = Some(first);
-        let mut wrote = false;
-        // Drain what is already queued, then say how far it was handed to the OS.
-        while let Some(command) = next.take() {
-            wrote |= matches!(command, Command::Data { .. });
-            if let Err(e) = handle(writer.as_mut(), command, &mut emit) {
-                emit(Event::Failed(e));
-                return;
-            }
-            next = commands.try_recv().ok();
+    while let Some(command) = commands.blocking_recv() {
+        let data = matches!(command, Command::Data { .. });
+        if let Err(e) = handle(writer.as_mut(), command, &mut emit) {
+            emit(Event::Failed(e));
+            return;
         }
-        if wrote {
-            emit(Event::Written(writer.write_lsn()));
+        // Published before any later command's event (a sync's answer covers it).
+        if data {
+            written.store(writer.write_lsn().0, Ordering::Release);
         }
     }
 }
@@ -560,6 +575,39 @@ mod tests {
                 "threaded {threaded}: {events:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_writer_thread_publishes_how_far_it_wrote_without_an_event() {
+        let tmp = TempDir::new("thread-written");
+        let sink = ArchiveWriter::new(
+            StdFs::new(),
+            tmp.path().to_owned(),
+            WalSegSize::DEFAULT,
+            Durability::Fsync,
+        );
+        let mut w = WriterHandle::spawn(Box::new(sink)).unwrap();
+        block_on(async {
+            w.send(Command::Start {
+                tli: tli(),
+                lsn: START,
+            })
+            .await
+            .unwrap();
+            let mut at = START;
+            for byte in 1..=3 {
+                data(&mut w, &mut at, byte).await;
+            }
+            // The answer to a sync comes after the data: by then the position is published.
+            w.send(Command::Sync).await.unwrap();
+            let event = w.recv().await;
+            assert!(
+                matches!(event, Some(Event::Synced(l)) if l == at),
+                "{event:?}"
+            );
+            assert_eq!(w.written(), Some(at));
+        });
+        w.shutdown();
     }
 
     #[test]
