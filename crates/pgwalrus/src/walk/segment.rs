@@ -178,10 +178,26 @@ impl Source {
         segment: &PlannedSegment,
         buf: &mut ReadBuf,
     ) -> Result<Source, pgwalrus_archive::Error> {
-        if segment.name.compression().is_some() {
-            return reader::read_segment(&ctx.fs, ctx.dir, segment.name).map(Source::Memory);
+        match Source::open_name(ctx, segment.name, buf) {
+            // A receiver completed the `.partial` after the listing (renamed it to its
+            // complete name): read that one, so that verifying a live archive does not
+            // report a file that merely moved on.
+            Err(e) if e.is_not_found() && segment.name.is_partial() => {
+                Source::open_name(ctx, segment.name.not_partial(), buf).map_err(|_| e)
+            }
+            other => other,
         }
-        let reader = SegmentReader::open(&ctx.fs, ctx.dir, segment.name)?;
+    }
+
+    fn open_name(
+        ctx: &Context<'_>,
+        name: pgwalrus_wal::names::SegmentName,
+        buf: &mut ReadBuf,
+    ) -> Result<Source, pgwalrus_archive::Error> {
+        if name.compression().is_some() {
+            return reader::read_segment(&ctx.fs, ctx.dir, name).map(Source::Memory);
+        }
+        let reader = SegmentReader::open(&ctx.fs, ctx.dir, name)?;
         let len = usize::try_from(reader.len()).unwrap_or(usize::MAX);
         let whole_read = buf.chunk.is_none();
         if whole_read {

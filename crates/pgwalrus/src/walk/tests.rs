@@ -533,3 +533,49 @@ proptest! {
         prop_assert_eq!(parallel, sequential);
     }
 }
+
+#[test]
+fn a_partial_completed_by_a_receiver_during_the_walk_is_read_under_its_new_name() {
+    let last = wal().len() / SEG.as_u64() as usize - 1;
+    for mode in [
+        Mode::Records,
+        Mode::Check {
+            threads: 2,
+            run_len: Some(2),
+            read_chunk: 65_536,
+        },
+    ] {
+        let dir = archive(&Damage {
+            flips: vec![],
+            missing: None,
+            truncated: None,
+            zero_page: None,
+            partial_last: true,
+        });
+        let partial = format!("{}.partial", name(last));
+        let options = WalkOptions {
+            dir: dir.0.clone(),
+            ..WalkOptions::default()
+        };
+        let mut problems = Vec::new();
+        let mut renamed = false;
+        let summary = run(&options, mode, |event| match event {
+            // The receiver completes the segment between the listing and the read.
+            Event::Segment { name, .. } if name == partial && !renamed => {
+                #[allow(clippy::disallowed_methods, reason = "a receiver's rename, in a test")]
+                std::fs::rename(
+                    dir.0.join(&partial),
+                    dir.0.join(name.trim_end_matches(".partial")),
+                )
+                .unwrap();
+                renamed = true;
+            }
+            Event::Problem(p) => problems.push(p.clone()),
+            _ => {}
+        })
+        .unwrap();
+        assert!(renamed, "{mode:?}: the walk never came to {partial}");
+        assert!(problems.is_empty(), "{mode:?}: {problems:?}");
+        assert_eq!(summary.segments as usize, last + 1, "{mode:?}");
+    }
+}
