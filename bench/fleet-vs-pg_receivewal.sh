@@ -81,16 +81,6 @@ trap 'exit 130' INT TERM
 ARCH="$(mktemp -d -p "${ARCHIVE_PARENT:-$work}" fleet-archives.XXXXXX)"
 echo "primary on port $port; archives under $ARCH ($(df --output=fstype "$ARCH" | tail -1))" >&2
 
-pgbench_() { "$BIN/pgbench" -h "$work" -p "$port" -U postgres "$@" postgres; }
-
-# wait_for SECONDS SQL: polls until SQL returns `t`; fails after SECONDS.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    until [ "$(psql_ -c "$2")" = t ]; do
-        [ "$SECONDS" -lt "$deadline" ] || { echo "timed out waiting for: $2" >&2; return 1; }
-        sleep 0.2
-    done
-}
 
 # Stream names: fleet_w01… (the daemon), fleet_p01… (pg_receivewal); slot = application_name.
 names() { local k; for k in $(seq -w 1 "$STREAMS"); do echo "fleet_$1$k"; done; }

@@ -71,6 +71,16 @@ bench_primary() {
 }
 
 psql_() { "$BENCH_BIN/psql" -X -q -At -h "$work" -p "$port" -U postgres -d postgres "$@"; }
+pgbench_() { "$BENCH_BIN/pgbench" -h "$work" -p "$port" -U postgres "$@" postgres; }
+
+# wait_for SECONDS SQL: polls the bench primary until SQL returns `t`; fails after SECONDS.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    until [ "$(psql_ -c "$2")" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "timed out waiting for: $2" >&2; return 1; }
+        sleep 0.2
+    done
+}
 
 # The median of numbers on stdin (mawk has no asort).
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -63,14 +63,6 @@ SUMMARY="$OUT/summary.md"
 say() { echo "$*" | tee -a "$SUMMARY"; }
 
 bench_primary "$BIN" pgwalrus-profile max_wal_size=4GB checkpoint_timeout=1h shared_buffers=256MB synchronous_commit=on
-pgbench_() { "$BIN/pgbench" -h "$work" -p "$port" -U postgres "$@" postgres; }
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    until [ "$(psql_ -c "$2")" = t ]; do
-        [ "$SECONDS" -lt "$deadline" ] || { echo "timed out waiting for: $2" >&2; return 1; }
-        sleep 0.2
-    done
-}
 
 # System calls counted by `perf stat` (both tools' whole vocabulary while streaming).
 CALLS="recvfrom read write pwrite64 pwritev futex epoll_wait pselect6 sendto fsync fdatasync fallocate openat rename close lseek mmap munmap madvise brk"

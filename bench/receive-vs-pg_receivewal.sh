@@ -69,16 +69,6 @@ build_pgwalrus
 
 bench_primary "$BIN" pgwalrus-bench max_wal_size=4GB checkpoint_timeout=1h shared_buffers=256MB synchronous_commit=on
 
-pgbench_() { "$BIN/pgbench" -h "$work" -p "$port" -U postgres "$@" postgres; }
-
-# wait_for SECONDS SQL: polls until SQL returns `t`; fails after SECONDS.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    until [ "$(psql_ -c "$2")" = t ]; do
-        [ "$SECONDS" -lt "$deadline" ] || { echo "timed out waiting for: $2" >&2; return 1; }
-        sleep 0.2
-    done
-}
 
 # The WAL between two positions as pg_waldump --stats counts it: "records rec_bytes fpi_bytes".
 wal_stats() {

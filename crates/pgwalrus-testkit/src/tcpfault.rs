@@ -589,6 +589,22 @@ mod tests {
         assert!(crate::wait_until(Duration::from_secs(5), || proxy.live() == n));
     }
 
+    /// Nothing comes back on `c` for 300 ms, and the connection is not closed either.
+    #[track_caller]
+    fn assert_silent(c: &mut std::net::TcpStream) {
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let err = c.read(&mut buf).expect_err("silence, not an end");
+        assert!(
+            matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{err}"
+        );
+    }
+
     #[test]
     fn passes_bytes_through_and_cuts_at_the_byte_asked() {
         let proxy = TcpFaultProxy::start(upstream(true));
@@ -734,17 +750,7 @@ mod tests {
             closed.recv_timeout(Duration::from_secs(5)).unwrap(),
             "the server heard nothing"
         );
-        c.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let mut buf = [0u8; 16];
-        let err = c.read(&mut buf).expect_err("silence, not an end");
-        assert!(
-            matches!(
-                err.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-            "{err}"
-        );
+        assert_silent(&mut c);
         drop(c);
         assert!(crate::wait_until(Duration::from_secs(5), || {
             proxy.counts().black_hole_given_up.len() == 1
@@ -759,17 +765,7 @@ mod tests {
         wait_live(&proxy, 1);
         assert_eq!(proxy.inject(TcpFault::HalfOpen), 1);
         c.write_all(b"anyone?").unwrap();
-        c.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let mut buf = [0u8; 16];
-        let err = c.read(&mut buf).expect_err("silence, not an end");
-        assert!(
-            matches!(
-                err.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-            "{err}"
-        );
+        assert_silent(&mut c);
         drop(c);
         assert!(crate::wait_until(Duration::from_secs(5), || {
             proxy.counts().half_open_given_up.len() == 1
