@@ -576,6 +576,6 @@ fn a_partial_completed_by_a_receiver_during_the_walk_is_read_under_its_new_name(
         .unwrap();
         assert!(renamed, "{mode:?}: the walk never came to {partial}");
         assert!(problems.is_empty(), "{mode:?}: {problems:?}");
-        assert_eq!(summary.segments as usize, last + 1, "{mode:?}");
+        assert_eq!(summary.segments, last + 1, "{mode:?}");
     }
 }
