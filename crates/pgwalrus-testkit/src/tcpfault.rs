@@ -589,6 +589,13 @@ mod tests {
         assert!(crate::wait_until(Duration::from_secs(5), || proxy.live() == n));
     }
 
+    /// `inject` hands a fault to each connection's task, which takes it up on its next
+    /// turn: bytes written at once could still pass before it does (seen on a loaded CI
+    /// machine). Half a second is ample for a task that only waits on the channel.
+    fn settle() {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     /// Nothing comes back on `c` for 300 ms, and the connection is not closed either.
     #[track_caller]
     fn assert_silent(c: &mut std::net::TcpStream) {
@@ -744,6 +751,7 @@ mod tests {
         let mut c = connect(&proxy);
         wait_live(&proxy, 1);
         assert_eq!(proxy.inject(TcpFault::BlackHole), 1);
+        settle();
         c.write_all(b"anyone?").unwrap();
         // The server gives up on its side first; the client's side stays open and silent.
         assert!(
@@ -764,6 +772,7 @@ mod tests {
         let mut c = connect(&proxy);
         wait_live(&proxy, 1);
         assert_eq!(proxy.inject(TcpFault::HalfOpen), 1);
+        settle();
         c.write_all(b"anyone?").unwrap();
         assert_silent(&mut c);
         drop(c);
